@@ -1,0 +1,5 @@
+"""`python -m kubelite ...`: the same as the `kubelite` command."""
+
+from kubelite.cli.main import main
+
+raise SystemExit(main())

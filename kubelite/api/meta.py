@@ -1,0 +1,64 @@
+"""Small helpers on object metadata shared by the server and the components."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+Obj = dict[str, Any]
+
+# upstream's utilrand alphabet for generateName suffixes: no vowels, no confusable characters
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339(t: float | None = None) -> str:
+    """metav1.Time as it goes on the wire: second precision, UTC, `Z`."""
+    return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_rfc3339_micro(t: float | None = None) -> str:
+    """metav1.MicroTime (events.k8s.io eventTime, Lease renewTime)."""
+    return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def generate_name(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+
+
+def deep_copy(obj: Any) -> Any:
+    """Copy a JSON value; orjson round-trips are faster than copy.deepcopy for plain dicts."""
+    return orjson.loads(orjson.dumps(obj))
+
+
+def meta(obj: Obj) -> Obj:
+    m = obj.get("metadata")
+    if not isinstance(m, dict):
+        m = {}
+        obj["metadata"] = m
+    return m
+
+
+def resource_version(obj: Obj) -> int:
+    rv = (obj.get("metadata") or {}).get("resourceVersion") or "0"
+    try:
+        return int(rv)
+    except ValueError:
+        return 0

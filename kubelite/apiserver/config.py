@@ -1,0 +1,46 @@
+"""Settings of one kubelite control plane, filled from the command line by `kubelite server|up`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def default_data_dir() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/kubelite"
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "kubelite")
+
+
+@dataclass
+class ServerConfig:
+    data_dir: str = field(default_factory=default_data_dir)
+    bind: str = "127.0.0.1"
+    port: int = 6443
+    tls_sans: list[str] = field(default_factory=list)
+    token_file: str | None = None  # static bearer tokens: token,user,uid,"group1,group2"
+    service_cidr: str = "10.43.0.0/16"
+    cluster_cidr: str = "10.42.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    cluster_dns: str = "10.43.0.10"
+    cluster_domain: str = "cluster.local"
+    simulated_nodes: int = 0
+    # which in-process components run beside the API server (k3s-style assembly)
+    controllers: bool = True
+    scheduler: bool = True
+
+    @property
+    def db_path(self) -> str:
+        return os.path.join(self.data_dir, "db", "state.db")
+
+    @property
+    def tls_dir(self) -> str:
+        return os.path.join(self.data_dir, "tls")
+
+    @property
+    def pid_file(self) -> str:
+        return os.path.join(self.data_dir, "kubelite.pid")
+
+    @property
+    def log_file(self) -> str:
+        return os.path.join(self.data_dir, "kubelite.log")

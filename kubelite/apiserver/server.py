@@ -1,0 +1,29 @@
+"""`kubelite server`: run one control plane in the foreground until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from kubelite.apiserver.config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+
+def run(config: ServerConfig) -> None:
+    asyncio.run(_serve(config))
+
+
+async def _serve(config: ServerConfig) -> None:
+    from kubelite.apiserver.controlplane import ControlPlane
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    plane = ControlPlane(config)
+    await plane.start()
+    await stop.wait()
+    log.info("shutting down")
+    await plane.stop()

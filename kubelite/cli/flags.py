@@ -1,0 +1,101 @@
+"""Flags shared by `kubelite server` and `kubelite up`, and their translation to a ServerConfig."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from kubelite.apiserver.config import ServerConfig
+
+
+class CLIError(Exception):
+    """A failure reported as one line on stderr, with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="state, certificates, pid and log (default: /var/lib/kubelite as root, "
+                        "else ~/.local/share/kubelite)")
+
+
+def add_server_flags(p: argparse.ArgumentParser) -> None:
+    add_data_dir(p)
+    d = ServerConfig.__dataclass_fields__
+    p.add_argument("--bind", metavar="ADDR", help=f"address to listen on (default: {d['bind'].default})")
+    p.add_argument("--port", type=int, metavar="PORT", help=f"HTTPS port (default: {d['port'].default})")
+    p.add_argument("--tls-san", action="append", default=[], metavar="NAME",
+                   help="extra host name or IP in the serving certificate (repeatable)")
+    p.add_argument("--token-auth-file", metavar="FILE",
+                   help='static bearer tokens, CSV lines token,user,uid,"group1,group2"')
+    p.add_argument("--service-cidr", metavar="CIDR",
+                   help=f"ClusterIP range (default: {d['service_cidr'].default})")
+    p.add_argument("--cluster-cidr", metavar="CIDR", help=f"pod IP range (default: {d['cluster_cidr'].default})")
+    p.add_argument("--simulated-nodes", type=int, metavar="N", help="register N simulated nodes (default: 0)")
+    p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
+    p.add_argument("--disable-controller-manager", action="store_true", help="do not run the controllers")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def data_dir(args: argparse.Namespace) -> str:
+    from kubelite.apiserver.config import default_data_dir
+
+    return os.path.abspath(os.path.expanduser(args.data_dir or default_data_dir()))
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """A ServerConfig with every path absolute (the background server does not share our cwd)."""
+    config = ServerConfig(data_dir=data_dir(args))
+    if args.bind:
+        config.bind = args.bind
+    if args.port is not None:
+        if not 0 < args.port < 65536:
+            raise CLIError(f"invalid --port {args.port}", 2)
+        config.port = args.port
+    config.tls_sans = list(args.tls_san)
+    if args.token_auth_file:
+        path = os.path.abspath(os.path.expanduser(args.token_auth_file))
+        if not os.path.isfile(path):
+            raise CLIError(f"--token-auth-file {args.token_auth_file}: no such file", 2)
+        config.token_file = path
+    if args.service_cidr:
+        config.service_cidr = args.service_cidr
+    if args.cluster_cidr:
+        config.cluster_cidr = args.cluster_cidr
+    if args.simulated_nodes is not None:
+        config.simulated_nodes = args.simulated_nodes
+    config.scheduler = not args.disable_scheduler
+    config.controllers = not args.disable_controller_manager
+    _check_cidrs(config)
+    return config
+
+
+def server_argv(config: ServerConfig, verbose: bool = False) -> list[str]:
+    """The `kubelite server` arguments that reproduce `config`."""
+    argv = ["server", "--data-dir", config.data_dir, "--bind", config.bind, "--port", str(config.port),
+            "--service-cidr", config.service_cidr, "--cluster-cidr", config.cluster_cidr,
+            "--simulated-nodes", str(config.simulated_nodes)]
+    for san in config.tls_sans:
+        argv += ["--tls-san", san]
+    if config.token_file:
+        argv += ["--token-auth-file", config.token_file]
+    if not config.scheduler:
+        argv.append("--disable-scheduler")
+    if not config.controllers:
+        argv.append("--disable-controller-manager")
+    if verbose:
+        argv.append("--verbose")
+    return argv
+
+
+def _check_cidrs(config: ServerConfig) -> None:
+    import ipaddress
+
+    for flag, value in (("--service-cidr", config.service_cidr), ("--cluster-cidr", config.cluster_cidr)):
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise CLIError(f"invalid {flag} {value!r}", 2) from None

@@ -1,0 +1,386 @@
+"""Garbage collector: deletes objects whose owners are gone, and implements foreground and orphan deletion.
+
+As upstream's pkg/controller/garbagecollector: informers on every listable, deletable kind in the
+registry feed a graph of ownerReferences (uid -> node with owners and dependents). Owners seen
+only through a reference are "virtual" nodes, verified by a live GET. Two queues of uids:
+- attempt-to-delete: a dependent whose owners may all be gone (checked live, never from the
+  cache) is deleted; an owner with the foregroundDeletion finalizer loses the finalizer once no
+  dependent with blockOwnerDeletion is left;
+- attempt-to-orphan: an owner with the orphan finalizer has its uid removed from its dependents'
+  ownerReferences, then the finalizer removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubelite.api.errors import StatusError
+from kubelite.client.controller import Controller
+from kubelite.client.informer import SharedInformerFactory
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+# kinds the collector never looks at: events are never owned and are numerous
+IGNORED = {("", "events"), ("events.k8s.io", "events")}
+REQUIRED_VERBS = {"list", "watch", "delete"}
+
+
+@dataclass
+class Node:
+    uid: str
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+    owners: list[Obj] = field(default_factory=list)
+    dependents: set[str] = field(default_factory=set)
+    virtual: bool = False
+    being_deleted: bool = False
+    deleting_dependents: bool = False
+
+
+def _refs(obj: Obj) -> list[Obj]:
+    return [r for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid")]
+
+
+class _AbsentOwners(OrderedDict):
+    """An LRU of owner uids verified absent, sparing a GET per dependent of a deleted owner."""
+
+    def add(self, uid: str) -> None:
+        self[uid] = True
+        self.move_to_end(uid)
+        while len(self) > 500:
+            self.popitem(last=False)
+
+
+class GarbageCollector:
+    def __init__(self, client: Any, factory: SharedInformerFactory, registry: Any, workers: int = 5):
+        self.client = client
+        self.registry = registry
+        self.nodes: dict[str, Node] = {}
+        self.absent = _AbsentOwners()
+        self.delete_queue = Controller("garbage-collector-delete", self._attempt_to_delete, workers=workers)
+        self.orphan_queue = Controller("garbage-collector-orphan", self._attempt_to_orphan, workers=1)
+        self._kinds: dict[tuple[str, str], Any] = {}  # (group, kind) -> Resource
+        seen: set[tuple[str, str]] = set()
+        for res in sorted(registry.all(), key=lambda r: not r.preferred):
+            if (res.group, res.plural) in IGNORED or not REQUIRED_VERBS <= set(res.verbs):
+                continue
+            store_id = (res.group if res.storage_group is None else res.storage_group,
+                        res.storage_plural or res.plural)
+            self._kinds.setdefault((res.group, res.kind), res)
+            if store_id in seen:
+                continue  # another served version of a kind already watched
+            seen.add(store_id)
+            inf = factory.informer(res.group, res.version, res.plural)
+            inf.add_handler(self._on_upsert, lambda _old, new: self._on_upsert(new), self._on_delete)
+
+    # ---------------------------------------------------------------- graph builder
+    def _resource_for(self, api_version: str, kind: str) -> Any:
+        group, _, version = api_version.rpartition("/")
+        res = self.registry.by_kind(group, version, kind)
+        return res if res is not None else self._kinds.get((group, kind))
+
+    def _on_upsert(self, obj: Obj) -> None:
+        m = obj.get("metadata") or {}
+        uid = m.get("uid")
+        if not uid:
+            return
+        refs = _refs(obj)
+        node = self.nodes.get(uid)
+        if node is None:
+            node = Node(uid, obj.get("apiVersion", ""), obj.get("kind", ""), m.get("name", ""), m.get("namespace"))
+            self.nodes[uid] = node
+            node.owners = refs
+            for ref in refs:
+                self._add_dependent(ref, node)
+        else:
+            if node.virtual:
+                node.virtual = False
+                node.api_version, node.kind = obj.get("apiVersion", node.api_version), obj.get("kind", node.kind)
+                node.name, node.namespace = m.get("name", node.name), m.get("namespace")
+            old = {r["uid"]: r for r in node.owners}
+            new = {r["uid"]: r for r in refs}
+            if old != new:
+                for ouid, ref in old.items():
+                    if ouid not in new or new[ouid] != ref:
+                        owner = self.nodes.get(ouid)
+                        if owner is not None:
+                            if ouid not in new:
+                                owner.dependents.discard(uid)
+                            if owner.deleting_dependents:
+                                self.delete_queue.enqueue(ouid)
+                node.owners = refs
+                for ouid, ref in new.items():
+                    if ouid not in old:
+                        self._add_dependent(ref, node)
+        being_deleted = bool(m.get("deletionTimestamp"))
+        finalizers = m.get("finalizers") or []
+        if being_deleted and ORPHAN in finalizers:
+            self.orphan_queue.enqueue(uid)
+        if being_deleted and FOREGROUND in finalizers:
+            node.deleting_dependents = True
+            for dep in list(node.dependents):
+                self.delete_queue.enqueue(dep)
+            self.delete_queue.enqueue(uid)
+        node.being_deleted = being_deleted
+        if refs and not being_deleted and any(r["uid"] in self.absent for r in refs):
+            self.delete_queue.enqueue(uid)
+
+    def _add_dependent(self, ref: Obj, dep: Node) -> None:
+        owner = self.nodes.get(ref["uid"])
+        if owner is None:
+            owner = Node(ref["uid"], ref.get("apiVersion", ""), ref.get("kind", ""), ref.get("name", ""),
+                         dep.namespace, virtual=True)
+            self.nodes[ref["uid"]] = owner
+            self.delete_queue.enqueue(ref["uid"])  # verify that the owner exists
+        owner.dependents.add(dep.uid)
+
+    def _on_delete(self, obj: Obj) -> None:
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid:
+            self._remove_node(uid)
+
+    def _remove_node(self, uid: str) -> None:
+        node = self.nodes.pop(uid, None)
+        if node is None:
+            return
+        if node.dependents:
+            self.absent.add(uid)
+        for dep in node.dependents:
+            self.delete_queue.enqueue(dep)
+        for ref in node.owners:
+            owner = self.nodes.get(ref["uid"])
+            if owner is None:
+                continue
+            owner.dependents.discard(uid)
+            if owner.deleting_dependents:
+                self.delete_queue.enqueue(ref["uid"])
+
+    # ---------------------------------------------------------------- live reads
+    def _client_for(self, api_version: str, kind: str) -> tuple[Any, Any] | None:
+        res = self._resource_for(api_version, kind)
+        if res is None:
+            return None
+        return res, self.client.resource(res.group, res.version, res.plural)
+
+    async def _get(self, node: Node) -> Obj | None:
+        """The live object of node, or None when it does not exist (or is another object now)."""
+        found = self._client_for(node.api_version, node.kind)
+        if found is None:
+            raise LookupError(f"no resource for {node.api_version} {node.kind}")
+        res, rc = found
+        try:
+            obj = await rc.get(node.name, namespace=node.namespace if res.namespaced else None)
+        except StatusError as e:
+            if e.code == 404:
+                return None
+            raise
+        if (obj.get("metadata") or {}).get("uid") != node.uid:
+            return None
+        return obj
+
+    # ---------------------------------------------------------------- attempt to delete
+    async def _attempt_to_delete(self, uid: str) -> None:
+        node = self.nodes.get(uid)
+        if node is None:
+            return
+        try:
+            latest = await self._get(node)
+        except LookupError:
+            log.info("garbage collector: cannot resolve %s %s, leaving %s alone", node.api_version, node.kind, uid)
+            return
+        if latest is None:
+            # the object (a virtual owner, or one whose delete event we have not seen) is gone
+            self._remove_node(uid)
+            self.absent.add(uid)
+            return
+        if node.virtual:
+            node.virtual = False  # it exists; its informer will tell us the rest
+            return
+        lm = latest.get("metadata") or {}
+        finalizers = lm.get("finalizers") or []
+        if lm.get("deletionTimestamp") and FOREGROUND not in finalizers:
+            return
+        if lm.get("deletionTimestamp") and FOREGROUND in finalizers:
+            node.deleting_dependents = True
+            await self._process_deleting_dependents(node, latest)
+            return
+        refs = _refs(latest)
+        if not refs:
+            return
+        solid, dangling, waiting = await self._classify(latest, refs)
+        if solid:
+            if not dangling and not waiting:
+                return
+            drop = {r["uid"] for r in dangling + waiting}
+            await self._patch_owner_refs(node, latest, [r for r in refs if r["uid"] not in drop])
+            return
+        if waiting and node.dependents:
+            for dep_uid in list(node.dependents):
+                dep = self.nodes.get(dep_uid)
+                if dep is not None and dep.deleting_dependents:
+                    # a cycle of foreground deletions: stop blocking our owners, then go foreground ourselves
+                    wuids = {r["uid"] for r in waiting}
+                    unblocked = [dict(r, blockOwnerDeletion=False) if r["uid"] in wuids else r for r in refs]
+                    await self._patch_owner_refs(node, latest, unblocked)
+                    break
+            await self._delete(node, "Foreground")
+            return
+        policy = "Background"
+        if ORPHAN in finalizers:
+            policy = "Orphan"
+        elif FOREGROUND in finalizers:
+            policy = "Foreground"
+        await self._delete(node, policy)
+
+    async def _classify(self, obj: Obj, refs: list[Obj]) -> tuple[list[Obj], list[Obj], list[Obj]]:
+        solid: list[Obj] = []
+        dangling: list[Obj] = []
+        waiting: list[Obj] = []
+        ns = (obj.get("metadata") or {}).get("namespace")
+        for ref in refs:
+            if ref["uid"] in self.absent:
+                dangling.append(ref)
+                continue
+            found = self._client_for(ref.get("apiVersion", ""), ref.get("kind", ""))
+            if found is None:
+                solid.append(ref)  # an owner kind we cannot look up: never delete on its account
+                continue
+            res, rc = found
+            if res.namespaced and not ns:
+                dangling.append(ref)  # a cluster-scoped object cannot be owned by a namespaced one
+                continue
+            try:
+                owner = await rc.get(ref.get("name", ""), namespace=ns if res.namespaced else None)
+            except StatusError as e:
+                if e.code != 404:
+                    raise
+                owner = None
+            if owner is None or (owner.get("metadata") or {}).get("uid") != ref["uid"]:
+                self.absent.add(ref["uid"])
+                dangling.append(ref)
+                continue
+            om = owner.get("metadata") or {}
+            if om.get("deletionTimestamp") and FOREGROUND in (om.get("finalizers") or []):
+                waiting.append(ref)
+            else:
+                solid.append(ref)
+        return solid, dangling, waiting
+
+    async def _process_deleting_dependents(self, node: Node, latest: Obj) -> None:
+        blocking = []
+        for dep_uid in list(node.dependents):
+            dep = self.nodes.get(dep_uid)
+            if dep is None:
+                continue
+            for ref in dep.owners:
+                if ref["uid"] == node.uid and ref.get("blockOwnerDeletion"):
+                    blocking.append(dep)
+                    break
+        if not blocking:
+            await self._remove_finalizer(node, latest, FOREGROUND)
+            return
+        for dep in blocking:
+            if not dep.deleting_dependents:
+                self.delete_queue.enqueue(dep.uid)
+
+    # ---------------------------------------------------------------- attempt to orphan
+    async def _attempt_to_orphan(self, uid: str) -> None:
+        node = self.nodes.get(uid)
+        if node is None:
+            return
+        for dep_uid in list(node.dependents):
+            dep = self.nodes.get(dep_uid)
+            if dep is None:
+                continue
+            for _ in range(5):
+                try:
+                    latest = await self._get(dep)
+                except LookupError:
+                    break
+                if latest is None:
+                    break
+                refs = _refs(latest)
+                if not any(r["uid"] == uid for r in refs):
+                    break
+                try:
+                    await self._patch_owner_refs(dep, latest, [r for r in refs if r["uid"] != uid])
+                    break
+                except StatusError as e:
+                    if e.code != 409:
+                        raise
+        try:
+            latest = await self._get(node)
+        except LookupError:
+            return
+        if latest is not None:
+            await self._remove_finalizer(node, latest, ORPHAN)
+
+    # ---------------------------------------------------------------- writes
+    async def _patch_owner_refs(self, node: Node, latest: Obj, refs: list[Obj]) -> None:
+        found = self._client_for(node.api_version, node.kind)
+        if found is None:
+            return
+        res, rc = found
+        lm = latest["metadata"]
+        patch = {"metadata": {"ownerReferences": refs or None, "uid": lm["uid"],
+                              "resourceVersion": lm["resourceVersion"]}}
+        try:
+            await rc.patch(lm["name"], patch, "merge", namespace=lm.get("namespace") if res.namespaced else None)
+        except StatusError as e:
+            if e.code != 404:
+                raise
+
+    async def _delete(self, node: Node, policy: str) -> None:
+        found = self._client_for(node.api_version, node.kind)
+        if found is None:
+            return
+        res, rc = found
+        log.info("garbage collector: deleting %s %s/%s (%s)", node.kind, node.namespace or "", node.name, policy)
+        try:
+            await rc.delete(node.name, namespace=node.namespace if res.namespaced else None,
+                            propagation_policy=policy, preconditions={"uid": node.uid})
+        except StatusError as e:
+            if e.code not in (404, 409):
+                raise
+
+    async def _remove_finalizer(self, node: Node, latest: Obj, finalizer: str) -> None:
+        found = self._client_for(node.api_version, node.kind)
+        if found is None:
+            return
+        res, rc = found
+        for _ in range(5):
+            finalizers = latest["metadata"].get("finalizers") or []
+            if finalizer not in finalizers:
+                return
+            obj = dict(latest)
+            obj["metadata"] = dict(latest["metadata"], finalizers=[f for f in finalizers if f != finalizer])
+            try:
+                await rc.update(obj)
+                return
+            except StatusError as e:
+                if e.code == 404:
+                    return
+                if e.code != 409:
+                    raise
+            fresh = await self._get(node)
+            if fresh is None:
+                return
+            latest = fresh
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self.delete_queue.start()
+        self.orphan_queue.start()
+
+    async def stop(self) -> None:
+        await self.delete_queue.stop()
+        await self.orphan_queue.stop()

@@ -1,0 +1,71 @@
+"""ControllerManager: kube-controller-manager in one object, every controller on one SharedInformerFactory.
+
+`kubelite/apiserver/components.py` builds it on the in-process client:
+    manager = ControllerManager(Client.in_process(service), config); await manager.start()
+and calls `await manager.stop()` on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from kubelite.api.registry import default_registry
+from kubelite.client.informer import SharedInformerFactory
+from kubelite.controllers.deployment import DeploymentController
+from kubelite.controllers.garbagecollector import GarbageCollector
+from kubelite.controllers.namespace import NamespaceController
+from kubelite.controllers.replicaset import REPLICA_SET, REPLICATION_CONTROLLER, ReplicaSetController
+from kubelite.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
+
+log = logging.getLogger(__name__)
+
+
+def _read_ca(config: Any) -> str | None:
+    tls_dir = getattr(config, "tls_dir", None)
+    if not tls_dir:
+        return None
+    try:
+        with open(os.path.join(tls_dir, "ca.crt")) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+class ControllerManager:
+    def __init__(self, client: Any, config: Any = None, registry: Any = None):
+        self.client = client
+        self.config = config
+        self.registry = registry or default_registry()
+        self.factory = SharedInformerFactory(client)
+        f = self.factory
+        self.controllers: list[Any] = [
+            ReplicaSetController(client, f, REPLICA_SET),
+            ReplicaSetController(client, f, REPLICATION_CONTROLLER),
+            DeploymentController(client, f),
+            NamespaceController(client, f, self.registry),
+            ServiceAccountsController(client, f),
+            RootCACertPublisher(client, f, ca_pem=_read_ca(config)),
+        ]
+        self.garbage_collector = GarbageCollector(client, f, self.registry)
+        self._started = False
+
+    async def start(self) -> None:
+        """Start informers, wait (bounded) for their first list, then the workers."""
+        await self.factory.start()
+        if not await self.factory.wait_for_sync(timeout=30):
+            log.warning("controller manager: some informers have not synced after 30s; starting anyway")
+        for c in self.controllers:
+            c.start()
+        self.garbage_collector.start()
+        self._started = True
+        log.info("controller manager started %d controllers and the garbage collector", len(self.controllers))
+
+    async def stop(self) -> None:
+        for c in [*self.controllers, self.garbage_collector]:
+            try:
+                await c.stop()
+            except Exception:
+                log.exception("stopping %r", c)
+        await self.factory.stop()
