@@ -62,15 +62,13 @@ def pod(ns: str, name: str) -> dict:
 
 
 async def creates(store: SQLiteStore, ns: str, callers: int, total: int) -> float:
-    per = total // callers
-
     async def caller(c: int) -> None:
-        for i in range(per):
-            await store.create(f"{PODS}{ns}/p{c}-{i}", pod(ns, f"p{c}-{i}"))
+        for i in range(c, total, callers):
+            await store.create(f"{PODS}{ns}/p{i}", pod(ns, f"p{i}"))
 
     start = time.perf_counter()
     await asyncio.gather(*(caller(c) for c in range(callers)))
-    return per * callers / (time.perf_counter() - start)
+    return total / (time.perf_counter() - start)
 
 
 async def list_latency(store: SQLiteStore, prefix: str, runs: int = 20) -> tuple[int, float, float]:

@@ -51,8 +51,22 @@ def test_watch_label_selector_transitions(cluster, ns):
     assert [(t, n) for t, n, _ in events] == [("ADDED", "sel"), ("DELETED", "sel"), ("ADDED", "sel"), ("DELETED", "sel")]
 
 
-def test_watch_too_old_resource_version_is_gone(cluster, ns):
+def test_watch_too_old_resource_version_is_gone(tmp_path_factory):
+    from conftest import _make_cluster
+
+    c = _make_cluster(tmp_path_factory, ["--default-watch-cache-size", "20"])
+    c.start()
+    try:
+        _too_old_is_gone(c)
+    finally:
+        c.stop()
+
+
+def _too_old_is_gone(cluster):
     v1 = client.CoreV1Api(cluster.api_client())
+    ns = "default"
+    for i in range(30):
+        v1.create_namespaced_config_map(ns, _cm(f"old-{i}"))
     w = watch.Watch()
     with pytest.raises(ApiException) as e:
         for _ in w.stream(v1.list_namespaced_config_map, ns, resource_version="1", timeout_seconds=5):

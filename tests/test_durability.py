@@ -47,9 +47,12 @@ def test_kill9_loses_no_acknowledged_write(fresh_cluster, tmp_path):
     c = fresh_cluster
     writers = [subprocess.Popen([sys.executable, "-c", WRITER.replace("ack-", f"ack{k}-"), c.kubeconfig],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for k in range(4)]
-    time.sleep(2.0)
+    # kill only once every writer is acknowledging writes steadily
+    first = [w.stdout.readline().split() for w in writers]
+    assert all(first), "a writer got no acknowledgement at all"
+    time.sleep(1.0)
     c.kill9()
-    acked = []
+    acked = [name for f in first for name in f]
     for w in writers:
         out, _ = w.communicate(timeout=30)
         acked += out.split()

@@ -15,7 +15,7 @@ from kubelite.api.kinds import apps, autoscaling, batch, events, networking, pol
 from kubelite.api.registry import Registry
 
 NOW = time.time()
-CREATED = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 300))
+CREATED = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3 * 86400))
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_deployment_row_and_wide_columns(reg):
     obj["status"] = {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}
     assert [c.name for c in res.columns] == ["Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]
     assert [c.priority for c in res.columns] == [0, 0, 0, 0, 1, 1, 1]
-    assert res.row(obj) == ["2/3", 3, 2, "5m", "nginx", "nginx:1.25", "app=web"]
+    assert res.row(obj) == ["2/3", 3, 2, "3d", "nginx", "nginx:1.25", "app=web"]
 
 
 def test_replicaset_and_daemonset(reg):
@@ -134,7 +134,7 @@ def test_replicaset_and_daemonset(reg):
     rs.default(obj)
     assert obj["spec"]["replicas"] == 1 and "strategy" not in obj["spec"]
     obj["status"] = {"replicas": 1, "readyReplicas": 1}
-    assert rs.row(obj) == [1, 1, 1, "5m", "nginx", "nginx:1.25", "app=web"]
+    assert rs.row(obj) == [1, 1, 1, "3d", "nginx", "nginx:1.25", "app=web"]
 
     ds = reg.get("apps", "v1", "daemonsets")
     d = deployment()
@@ -151,7 +151,7 @@ def test_replicaset_and_daemonset(reg):
     d["status"] = {"desiredNumberScheduled": 2, "currentNumberScheduled": 2, "numberReady": 1,
                    "updatedNumberScheduled": 2, "numberAvailable": 1}
     assert [c.name for c in ds.columns][:7] == ["Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector", "Age"]
-    assert ds.row(d)[:7] == [2, 2, 1, 2, 1, "kubernetes.io/os=linux", "5m"]
+    assert ds.row(d)[:7] == [2, 2, 1, 2, 1, "kubernetes.io/os=linux", "3d"]
 
 
 def test_statefulset_defaults_and_forbidden_updates(reg):
@@ -174,7 +174,7 @@ def test_statefulset_defaults_and_forbidden_updates(reg):
         "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
         "'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"]
     obj["status"] = {"readyReplicas": 1}
-    assert res.row(obj) == ["1/1", "5m", "nginx", "nginx:1.25"]
+    assert res.row(obj) == ["1/1", "3d", "nginx", "nginx:1.25"]
 
 
 def test_controllerrevision_row(reg):
@@ -182,7 +182,7 @@ def test_controllerrevision_row(reg):
     obj = {"metadata": {"name": "web-5d4f", "creationTimestamp": CREATED, "ownerReferences": [
         {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": "u", "controller": True}]},
         "revision": 2, "data": {}}
-    assert res.row(obj) == ["statefulset.apps/web", 2, "5m"]
+    assert res.row(obj) == ["statefulset.apps/web", 2, "3d"]
     assert texts(res.validate({"metadata": {"name": "x", "namespace": "d"}, "revision": 1})) == [
         "data: Required value: data is mandatory"]
 
@@ -252,7 +252,7 @@ def test_job_row_status_and_duration(reg):
                      "conditions": [{"type": "Complete", "status": "True"}]}
     row = res.row(obj)
     assert [c.name for c in res.columns][:4] == ["Status", "Completions", "Duration", "Age"]
-    assert row[:4] == ["Complete", "1/1", "7s", "5m"]
+    assert row[:4] == ["Complete", "1/1", "7s", "3d"]
     assert row[6] == "batch.kubernetes.io/controller-uid=1234"
 
 
@@ -275,7 +275,7 @@ def test_cronjob_defaults_and_row(reg):
     assert "backoffLimit" not in spec["jobTemplate"]["spec"]
     assert res.validate(obj) == []
     assert [c.name for c in res.columns][:7] == ["Schedule", "Timezone", "Suspend", "Active", "Last Schedule", "Age", "Containers"]
-    assert res.row(obj)[:6] == ["*/1 * * * *", "<none>", "False", 0, "<none>", "5m"]
+    assert res.row(obj)[:6] == ["*/1 * * * *", "<none>", "False", 0, "<none>", "3d"]
 
 
 @pytest.mark.parametrize("schedule, message", [
@@ -321,7 +321,7 @@ def test_ingress_validation_and_row(reg):
     assert res.validate(obj) == []
     obj["status"] = {"loadBalancer": {"ingress": [{"ip": "10.0.0.5"}]}}
     assert [c.name for c in res.columns] == ["Class", "Hosts", "Address", "Ports", "Age"]
-    assert res.row(obj) == ["traefik", "web.example.com", "10.0.0.5", "80", "5m"]
+    assert res.row(obj) == ["traefik", "web.example.com", "10.0.0.5", "80", "3d"]
     bad = ingress()
     del bad["spec"]["rules"][0]["http"]["paths"][0]["pathType"]
     assert texts(res.validate(bad)) == ["spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified"]
@@ -343,7 +343,7 @@ def test_networkpolicy_policy_types_default(reg):
     assert obj["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert obj["spec"]["egress"][0]["ports"][0]["protocol"] == "TCP"
     assert res.validate(obj) == []
-    assert res.row(obj) == ["app=db", "5m"]
+    assert res.row(obj) == ["app=db", "3d"]
     assert res.row({"metadata": {}, "spec": {"podSelector": {}}})[0] == "<none>"
 
 
@@ -353,7 +353,7 @@ def test_pdb(reg):
            "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}}
     assert res.validate(obj) == []
     res.prepare_create(obj)
-    assert res.row(obj) == ["50%", "N/A", 0, "5m"]
+    assert res.row(obj) == ["50%", "N/A", 0, "3d"]
     obj["spec"]["maxUnavailable"] = 1
     assert "minAvailable and maxUnavailable cannot be both set" in texts(res.validate(obj))[0]
     bad = {"metadata": {"name": "web", "namespace": "default"}, "spec": {"maxUnavailable": "150%"}}
@@ -371,7 +371,7 @@ def test_priority_classes(reg):
     obj = {"metadata": {"name": "high", "creationTimestamp": CREATED}, "value": 1000}
     res.default(obj)
     assert obj["preemptionPolicy"] == "PreemptLowerPriority"
-    assert res.row(obj) == [1000, False, "5m", "PreemptLowerPriority"]
+    assert res.row(obj) == [1000, False, "3d", "PreemptLowerPriority"]
     assert texts(res.validate({"metadata": {"name": "system-mine"}, "value": 5})) == [
         "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. "
         "error: system-mine is not a known system priority class"]
@@ -398,7 +398,7 @@ def test_rbac(reg):
     assert binding["roleRef"]["apiGroup"] == "rbac.authorization.k8s.io"
     assert binding["subjects"][0]["apiGroup"] == "rbac.authorization.k8s.io" and binding["subjects"][1]["apiGroup"] == ""
     assert rb.validate(binding) == []
-    assert rb.row(binding) == ["Role/pod-reader", "5m", "jane", "", "default/sa"]
+    assert rb.row(binding) == ["Role/pod-reader", "3d", "jane", "", "default/sa"]
     changed = copy.deepcopy(binding)
     changed["roleRef"]["name"] = "admin"
     assert texts(rb.validate_update(changed, binding)) == [
@@ -427,7 +427,7 @@ def test_hpa_v1_round_trip_through_v2(reg):
     assert stored["spec"]["minReplicas"] == 1 and "targetCPUUtilizationPercentage" not in stored["spec"]
     stored["status"] = {"currentReplicas": 2, "desiredReplicas": 2, "currentMetrics": [
         {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 12, "averageValue": "6m"}}}]}
-    assert v2.row(stored) == ["Deployment/web", "cpu: 12%/50%", "1", 5, 2, "5m"]
+    assert v2.row(stored) == ["Deployment/web", "cpu: 12%/50%", "1", 5, 2, "3d"]
     back = v1.convert(stored, "v1")
     assert back["spec"]["targetCPUUtilizationPercentage"] == 50
     assert back["status"]["currentCPUUtilizationPercentage"] == 12
@@ -461,7 +461,7 @@ def test_storage_class_local_path_default(reg):
     res.default(sc)
     assert res.validate(sc) == []
     assert res.name_cell(sc) == "local-path (default)"
-    assert res.row(sc) == ["rancher.io/local-path", "Delete", "WaitForFirstConsumer", False, "5m"]
+    assert res.row(sc) == ["rancher.io/local-path", "Delete", "WaitForFirstConsumer", False, "3d"]
     changed = dict(sc, provisioner="other.io/x")
     assert texts(res.validate_update(changed, sc)) == ["provisioner: Forbidden: updates to provisioner are forbidden."]
     plain = {"metadata": {"name": "fast"}, "provisioner": "kubernetes.io/no-provisioner"}
@@ -500,7 +500,7 @@ def test_lease_and_endpointslice(reg):
     lease = reg.get("coordination.k8s.io", "v1", "leases")
     obj = {"metadata": {"name": "node-1", "namespace": "kube-node-lease", "creationTimestamp": CREATED},
            "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}}
-    assert lease.validate(obj) == [] and lease.row(obj) == ["node-1", "5m"]
+    assert lease.validate(obj) == [] and lease.row(obj) == ["node-1", "3d"]
     obj["spec"]["leaseDurationSeconds"] = 0
     assert texts(lease.validate(obj)) == ["spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"]
 
@@ -510,6 +510,6 @@ def test_lease_and_endpointslice(reg):
     eps.default(s)
     assert s["ports"][0] == {"port": 80, "name": "", "protocol": "TCP"}
     assert eps.validate(s) == []
-    assert eps.row(s) == ["IPv4", "80", "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...", "5m"]
+    assert eps.row(s) == ["IPv4", "80", "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...", "3d"]
     s["endpoints"][0]["addresses"] = ["not-an-ip"]
     assert texts(eps.validate(s)) == ['endpoints[0].addresses[0]: Invalid value: "not-an-ip": must be a valid IPv4 address']

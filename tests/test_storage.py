@@ -146,6 +146,27 @@ def test_reads_and_checks_never_see_uncommitted_writes(db):
     run(db, scenario)
 
 
+def test_a_cancelled_caller_does_not_cancel_its_queued_write(db):
+    async def scenario(s):
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            impatient = asyncio.create_task(s.create(PODS + "default/c", pod("c")))
+            await asyncio.sleep(0.05)
+            impatient.cancel()
+            racing = asyncio.create_task(s.create(PODS + "default/c", pod("c")))
+            await asyncio.sleep(0.05)
+            assert not racing.done()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        with pytest.raises(KeyExistsError):
+            await racing
+        assert impatient.cancelled() and await s.get(PODS + "default/c") is not None
+
+    run(db, scenario)
+
+
 def test_list_is_in_key_order_and_pages_with_start_after(db):
     async def scenario(s):
         names = [("ns1", "b"), ("ns10", "a"), ("ns1", "a"), ("ns2", "c"), ("ns1", "c"), ("ns1", "aa")]

@@ -58,7 +58,7 @@ class FieldError:
 
     def body(self) -> str:
         prefix = _FIELD_TYPES[self.type][1]
-        if self.type in ("Required", "Forbidden", "TooMany", "TooLong", "NotFound") or not self.show_value:
+        if self.type in ("Required", "Forbidden", "TooLong") or not self.show_value:
             s = prefix
         else:
             s = f"{prefix}: {go_value(self.value)}"
@@ -205,7 +205,7 @@ def new_internal(message: str) -> StatusError:
 
 
 def new_unsupported_media_type(content_type: str) -> StatusError:
-    return StatusError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf' if not content_type else f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")
+    return StatusError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf' if not content_type else "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")
 
 
 def new_not_acceptable(message: str = "only the following media types are accepted: application/json, application/yaml") -> StatusError:

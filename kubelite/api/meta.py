@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,12 +18,12 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def now_rfc3339(t: float | None = None) -> str:
     """metav1.Time as it goes on the wire: second precision, UTC, `Z`."""
-    return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now_rfc3339_micro(t: float | None = None) -> str:
     """metav1.MicroTime (events.k8s.io eventTime, Lease renewTime)."""
-    return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(ts: str | None) -> float | None:

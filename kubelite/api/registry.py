@@ -66,9 +66,6 @@ class Resource:
     # Table: columns after NAME (NAME is always first and generic); row() returns the cells after the name
     columns: tuple[Column, ...] = ()
     row: Callable[[Obj], list] = field(default=lambda obj: [])
-    # False when upstream's Table does not start with NAME (core/v1 Events print it last, -o wide only):
-    # then columns and row() carry the Name column (format "name") themselves at its upstream position.
-    name_column: bool = True
     # Strategy hooks, all on plain dicts. default() mutates in place (upstream SetDefaults_*),
     # validate() runs on create after defaulting, validate_update(new, old) on update.
     default: Callable[[Obj], None] = _noop
@@ -103,6 +100,9 @@ class Resource:
     # upstream prints some kinds (events) with NAME elsewhere than first: then `columns` lists every
     # column, NAME included, and row() returns every cell
     name_in_row: bool = False
+    # Resources that are computed, not stored (SelfSubjectReview, SubjectAccessReview...):
+    # create(obj, user) returns the response object; the kind supports only "create"
+    review: Callable[[Obj, Any], Obj] | None = None
 
     @property
     def group_version(self) -> str:

@@ -25,6 +25,7 @@ class ServerConfig:
     cluster_dns: str = "10.43.0.10"
     cluster_domain: str = "cluster.local"
     simulated_nodes: int = 0
+    watch_history: int = 10000  # store events kept for watch resumption
     # which in-process components run beside the API server (k3s-style assembly)
     controllers: bool = True
     scheduler: bool = True

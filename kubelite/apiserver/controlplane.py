@@ -45,7 +45,7 @@ class ControlPlane:
         os.makedirs(cfg.data_dir, exist_ok=True)
         pki = ensure_cluster_pki(cfg)
         os.makedirs(os.path.dirname(cfg.db_path), exist_ok=True)
-        self.store = open_store(cfg.db_path)
+        self.store = open_store(cfg.db_path, cfg.watch_history)
         await self.store.start()
         plugins = default_plugins(cfg)
         self.service = APIService(default_registry(), self.store, plugins)

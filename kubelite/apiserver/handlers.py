@@ -162,6 +162,13 @@ class ResourceHandler:
         warnings: list[str] = []
         out_kind = _accept_kind(request)
 
+        if res.review is not None:
+            if method != "POST" or t.name:
+                raise errors.new_method_not_allowed()
+            body = await _read_body(request, q.get("fieldValidation", ""), res, warnings)
+            return respond(res.review(body, request.get("user")), 201, "json", warnings)
+        if method == "GET" and "get" not in res.verbs or method == "POST" and "create" not in res.verbs:
+            raise errors.new_method_not_allowed()
         if method == "GET":
             if t.watch_path or _truthy(q.get("watch")):
                 if t.name:
@@ -185,8 +192,6 @@ class ResourceHandler:
                 return respond(tables.table(res, listed["items"], listed["metadata"], q.get("includeObject", "Metadata")))
             return respond(listed, kind=out_kind)
 
-        if "create" not in res.verbs and method == "POST" and not t.subresource:
-            raise errors.new_method_not_allowed()
         if method == "POST":
             if t.name and not t.subresource:
                 raise errors.new_method_not_allowed()
@@ -216,8 +221,8 @@ class ResourceHandler:
                             "application/strategic-merge-patch+json", "application/apply-patch+yaml"):
                 raise errors.StatusError(
                     415, "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types include: "
-                    f"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
                     + (", application/strategic-merge-patch+json" if res.definition else ""))
             obj = await svc.patch(res, t.namespace, t.name, base, await request.read(), subresource=t.subresource,
                                   dry_run=dry_run, field_manager=q.get("fieldManager", "") or (

@@ -99,6 +99,9 @@ class APIService:
         fe = validate_object_meta(obj, res.namespaced, res.name_rule)
         fe += res.validate(obj) if old is None else res.validate_update(obj, old)
         if fe:
+            # a kind's hooks may validate metadata again: report each error once
+            seen: set[str] = set()
+            fe = [e for e in fe if not (str(e) in seen or seen.add(str(e)))]
             raise errors.new_invalid(res.kind, res.group, obj["metadata"].get("name", ""), fe)
 
     async def _admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
@@ -558,7 +561,7 @@ class APIService:
                     ev = await asyncio.wait_for(it.__anext__(), wait)
                 except StopAsyncIteration:
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if deadline is not None and time.monotonic() >= deadline:
                         return
                     if allow_bookmarks:

@@ -35,6 +35,8 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
                    help=f"ClusterIP range (default: {d['service_cidr'].default})")
     p.add_argument("--cluster-cidr", metavar="CIDR", help=f"pod IP range (default: {d['cluster_cidr'].default})")
     p.add_argument("--simulated-nodes", type=int, metavar="N", help="register N simulated nodes (default: 0)")
+    p.add_argument("--default-watch-cache-size", type=int, metavar="N",
+                   help="events kept for resuming watches (default: 10000); older versions get 410 Gone")
     p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
     p.add_argument("--disable-controller-manager", action="store_true", help="do not run the controllers")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -67,6 +69,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         config.cluster_cidr = args.cluster_cidr
     if args.simulated_nodes is not None:
         config.simulated_nodes = args.simulated_nodes
+    if args.default_watch_cache_size is not None:
+        config.watch_history = args.default_watch_cache_size
     config.scheduler = not args.disable_scheduler
     config.controllers = not args.disable_controller_manager
     _check_cidrs(config)
@@ -77,7 +81,8 @@ def server_argv(config: ServerConfig, verbose: bool = False) -> list[str]:
     """The `kubelite server` arguments that reproduce `config`."""
     argv = ["server", "--data-dir", config.data_dir, "--bind", config.bind, "--port", str(config.port),
             "--service-cidr", config.service_cidr, "--cluster-cidr", config.cluster_cidr,
-            "--simulated-nodes", str(config.simulated_nodes)]
+            "--simulated-nodes", str(config.simulated_nodes),
+            "--default-watch-cache-size", str(config.watch_history)]
     for san in config.tls_sans:
         argv += ["--tls-san", san]
     if config.token_file:

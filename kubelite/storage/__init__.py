@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-def open_store(url_or_path: str) -> Store:
+def open_store(url_or_path: str, history: int = 10000) -> Store:
     """The store for a data location: a file path (or sqlite:// URL) means the embedded SQLite store.
 
     The store still has to be started (`await store.start()`).
@@ -43,4 +43,4 @@ def open_store(url_or_path: str) -> Store:
         raise StorageError(f"unsupported storage URL {url_or_path!r}: use a SQLite file path")
     if not url_or_path:
         raise StorageError("empty storage path")
-    return SQLiteStore(url_or_path)
+    return SQLiteStore(url_or_path, history)

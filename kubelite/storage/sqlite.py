@@ -2,9 +2,10 @@
 
 Each object is one row of `objects`; each write also appends its event to `log` in the same
 transaction. Revisions never go back, even after the newest object is deleted: the newest log row
-is never compacted away, and `meta` records the compacted revision. One writer thread owns the connection and commits every write queued meanwhile
-in one transaction (group commit); a write returns only once its transaction committed. The current
-state and the recent events live in memory, so get, list and watch never touch SQLite.
+is never compacted away, and `meta` records the compacted revision. One writer thread owns the
+connection and commits every write queued meanwhile in one transaction (group commit); a write
+returns only once its transaction committed. The current state and the recent events live in
+memory, so get, list and watch never touch SQLite.
 
 Compare-and-swap is checked on the event loop against the newest intended state (committed state
 plus queued writes), so writes are validated in the order they are queued, which is the order they
@@ -287,7 +288,7 @@ class SQLiteStore(Store):
         self._closing = True
         while self._queued or self._inflight:
             tail = (self._queued or self._inflight or [])[-1]
-            await asyncio.wait([tail.done])
+            await asyncio.wait([tail.batch_done])
         if self._compactor is not None:
             self._compactor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

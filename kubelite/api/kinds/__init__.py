@@ -20,6 +20,8 @@ MODULES = (
     "rbac",
     "autoscaling",
     "storage",
+    "authentication",
+    "authorization",
 )
 
 

@@ -154,7 +154,7 @@ def event_resource() -> Resource:
     return Resource(
         group="", version="v1", kind="Event", plural="events", namespaced=True, short_names=("ev",),
         definition=definition_for_kind("", "v1", "Event") or "",
-        name_column=False,
+        name_in_row=True,
         columns=(
             Column("Last Seen", "string", description=common.column_doc(d, "lastTimestamp")),
             Column("Type", "string", description=common.column_doc(d, "type")),

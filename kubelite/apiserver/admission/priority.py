@@ -38,6 +38,7 @@ class Priority(AdmissionPlugin):
             pc = next((p for p in items if p.get("globalDefault")), None)
             if pc is None:
                 spec.setdefault("priority", 0)
+                spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
                 return
             spec["priorityClassName"] = pc["metadata"]["name"]
         spec["priority"] = pc.get("value", 0)

@@ -85,16 +85,32 @@ def fnv32a(data: bytes) -> int:
     return h
 
 
+def semantic(v: Any) -> Any:
+    """A JSON value with null, {} and [] members dropped: what a typed Go struct would make of it
+    (kubectl sends `creationTimestamp: null` and `resources: {}` in templates it patches)."""
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            x = semantic(x)
+            if x is None or x == {} or x == []:
+                continue
+            out[k] = x
+        return out
+    if isinstance(v, list):
+        return [semantic(x) for x in v]
+    return v
+
+
 def compute_hash(template: Obj, collision_count: int | None) -> str:
     """controller.ComputeHash: FNV-32a over a stable print of the template (+ collisionCount)."""
-    data = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
+    data = orjson.dumps(semantic(template), option=orjson.OPT_SORT_KEYS)
     if collision_count is not None:
         data += struct.pack("<I", collision_count & 0xFFFFFFFF)
     return safe_encode(str(fnv32a(data)))
 
 
 def _strip_hash(template: Obj | None) -> Obj:
-    t = metautil.deep_copy(template or {})
+    t = semantic(template or {})
     m = t.get("metadata") or {}
     labels = m.get("labels") or {}
     labels.pop(DEFAULT_LABEL_KEY, None)
