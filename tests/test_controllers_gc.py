@@ -88,7 +88,7 @@ def test_orphan_deletion_keeps_replicaset_and_pods(cluster, ns):
     apply(cluster, ns, deployment_manifest("orph", 2))
     wait_until(lambda: len(pod_names(cluster, ns, "app=orph")) == 2)
     rs_name = items(cluster, "rs", ns, "-l", "app=orph")[0]["metadata"]["name"]
-    cluster.kubectl("delete", "deploy", "orph", "-n", ns, "--cascade=orphan")
+    cluster.kubectl("delete", "deploy", "orph", "-n", ns, "--cascade=orphan", "--wait=false")
     wait_until(lambda: not exists(cluster, "deploy", "orph", "-n", ns), what="deployment gone")
     rs = wait_until(lambda: (r := get_json(cluster, "rs", rs_name, "-n", ns)) and
                     not r["metadata"].get("ownerReferences") and r, what="ownerReference removed")
@@ -103,7 +103,7 @@ def test_orphan_deletion_keeps_replicaset_and_pods(cluster, ns):
 def test_orphan_deletion_of_rc_keeps_pods(cluster, ns):
     apply(cluster, ns, RC.format(name="rcorph", app="rcorph", replicas=3))
     wait_until(lambda: len(pod_names(cluster, ns, "app=rcorph")) == 3)
-    cluster.kubectl("delete", "rc", "rcorph", "-n", ns, "--cascade=orphan")
+    cluster.kubectl("delete", "rc", "rcorph", "-n", ns, "--cascade=orphan", "--wait=false")
     wait_until(lambda: not exists(cluster, "rc", "rcorph", "-n", ns))
     wait_until(lambda: all(not p["metadata"].get("ownerReferences")
                            for p in items(cluster, "pods", ns, "-l", "app=rcorph")), what="pods orphaned")

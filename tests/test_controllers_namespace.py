@@ -42,7 +42,7 @@ def gone(cluster, *args: str) -> bool:
 @pytest.fixture
 def doomed(cluster):
     name = "doomed-" + uuid.uuid4().hex[:6]
-    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("create", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 

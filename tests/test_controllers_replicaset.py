@@ -191,3 +191,49 @@ def test_replication_controller_releases_relabelled_pod(cluster, ns, core):
     st = wait_until(lambda: (s := get_json(cluster, "rc", "pod-release", "-n", ns)["status"]).get(
         "availableReplicas") == 1 and s)
     assert st["replicas"] == 1 and st["readyReplicas"] == 1
+
+
+QUOTA_RC = """
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: condition-test
+spec:
+  hard:
+    pods: "2"
+---
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: condition-test
+spec:
+  replicas: 3
+  selector: {name: condition-test}
+  template:
+    metadata:
+      labels: {name: condition-test}
+    spec:
+      containers:
+      - name: httpd
+        image: httpd:2.4
+"""
+
+
+@pytest.mark.conformance("Replication Controller, check for issues like exceeding allocated quota")
+def test_replication_controller_surfaces_quota_failure(cluster, ns):
+    head, rc = QUOTA_RC.split("---")
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=head)
+    wait_until(lambda: get_json(cluster, "quota", "condition-test", "-n", ns).get("status", {}).get("hard"),
+               what="quota status (resource quota controller)")
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=rc)
+
+    def failure():
+        conds = get_json(cluster, "rc", "condition-test", "-n", ns).get("status", {}).get("conditions") or []
+        return next((c for c in conds if c["type"] == "ReplicaFailure"), None)
+
+    cond = wait_until(failure, what="ReplicaFailure condition")
+    assert (cond["status"], cond["reason"]) == ("True", "FailedCreate")
+    assert "exceeded quota" in cond["message"]
+    assert len(active_pods(cluster, ns, "name=condition-test")) == 2
+    cluster.kubectl("scale", "rc", "condition-test", "-n", ns, "--replicas=2")
+    wait_until(lambda: failure() is None, what="condition cleared")

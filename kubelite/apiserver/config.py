@@ -24,11 +24,23 @@ class ServerConfig:
     node_port_range: tuple[int, int] = (30000, 32767)
     cluster_dns: str = "10.43.0.10"
     cluster_domain: str = "cluster.local"
+    # cluster DNS server address (udp+tcp); port 0 picks a free one, recorded in <data_dir>/dns.addr;
+    # "" disables it. Root deployments set e.g. "10.0.0.5:53" (kube-dns Endpoints then point there).
+    dns_listen: str = "127.0.0.1:0"
     simulated_nodes: int = 0
     watch_history: int = 10000  # store events kept for watch resumption
     # which in-process components run beside the API server (k3s-style assembly)
     controllers: bool = True
     scheduler: bool = True
+    # the node (kubelite.kubelet): off unless --kubelet; needs root, containerd, runc and CNI plugins
+    kubelet: bool = False
+    node_name: str = ""  # default: the host name
+    node_ip: str = ""  # default: the address of the default route
+    container_runtime_endpoint: str = ""  # "" starts a private containerd under <data_dir>/containerd
+    pause_image: str = "localhost/kubelite/pause:1"
+    kubelet_port: int = 10250  # 0 picks a free port
+    cni_bridge: str = "kubelite0"
+    cni_bin_dir: str = "/usr/lib/cni"
 
     @property
     def db_path(self) -> str:

@@ -117,6 +117,8 @@ async def _read_body(request: web.Request, field_validation: str, res: Resource,
 
     raw = await request.read()
     ctype = request.content_type or JSON
+    if ctype == PROTOBUF and raw:  # protobuf body (kubectl typed clients): decode, then the JSON path
+        raw, ctype = orjson.dumps(_decode_protobuf(raw)), JSON
     if ctype not in (JSON, YAML, "*/*", "text/plain", "application/octet-stream"):
         raise errors.new_unsupported_media_type(ctype)
     if not raw.strip():
@@ -127,9 +129,34 @@ async def _read_body(request: web.Request, field_validation: str, res: Resource,
     return obj
 
 
+# --- protobuf request bodies (kubelite.api.protobuf): kubectl's typed clients send
+# application/vnd.kubernetes.protobuf for create/update, subresource POSTs and DeleteOptions ---
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def _decode_protobuf(raw: bytes) -> Obj:
+    from kubelite.api import protobuf
+
+    try:
+        return protobuf.decode_k8s_protobuf(raw)
+    except protobuf.ProtobufError as e:
+        raise errors.new_bad_request(f"the object provided is unrecognized: {e}") from None
+
+
+async def _read_plain_body(request: web.Request) -> Obj:
+    """A subresource body (binding, eviction, token request): JSON, or protobuf by its prefix."""
+    raw = await request.read()
+    if raw.startswith(b"k8s\x00"):
+        return _decode_protobuf(raw)
+    return orjson.loads(raw or b"{}")
+# --- end protobuf ---
+
+
 def _delete_options(body: bytes, q: Any) -> Obj:
     opts: Obj = {}
-    if body.strip():
+    if body.startswith(b"k8s\x00"):  # protobuf DeleteOptions
+        opts = _decode_protobuf(body)
+    elif body.strip():
         try:
             opts = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -160,6 +187,10 @@ class ResourceHandler:
         dry_run = q.get("dryRun") == "All"
         manager = q.get("fieldManager", "") or _manager_from_ua(request.headers.get("User-Agent", ""))
         warnings: list[str] = []
+        if t.subresource in ("log", "exec") and res.plural == "pods" and not res.group:  # streamed via the kubelet
+            from kubelite.kubelet import proxy
+
+            return await proxy.handle(svc, request, t.namespace or "", t.name, t.subresource)
         out_kind = _accept_kind(request)
 
         if res.review is not None:
@@ -196,7 +227,7 @@ class ResourceHandler:
             if t.name and not t.subresource:
                 raise errors.new_method_not_allowed()
             body = await _read_body(request, q.get("fieldValidation", ""), res, warnings) if not t.subresource else \
-                orjson.loads(await request.read() or b"{}")
+                await _read_plain_body(request)
             obj = await svc.create(res, t.namespace, body, subresource=t.subresource, name=t.name, dry_run=dry_run,
                                    field_manager=manager, warnings=warnings)
             return respond(obj, 201, out_kind if out_kind != "table" else "json", warnings)
@@ -248,7 +279,7 @@ class ResourceHandler:
         new = dict(ns)
         new["spec"] = dict(ns.get("spec") or {})
         new["spec"]["finalizers"] = list((body.get("spec") or {}).get("finalizers") or [])
-        return await self.service._write_update(t.res, ns, new, "", False, "namespace-controller", "Update")
+        return await self.service._write_update(t.res, ns, new, "finalize", False, "namespace-controller", "Update")
 
     async def _watch(self, request: web.Request, t: Target, field_selector: str, out_kind: str) -> web.StreamResponse:
         q = request.query

@@ -289,7 +289,12 @@ class APIService:
                 m.pop(k, None)
         m["resourceVersion"] = om.get("resourceVersion")
         has_status = "status" in res.subresources
-        if subresource == "status":
+        if subresource == "finalize":
+            # namespaces/finalize: only spec.finalizers may change (the namespace controller's last step)
+            finalizers = (new.get("spec") or {}).get("finalizers") or []
+            new = meta.deep_copy(old)
+            new.setdefault("spec", {})["finalizers"] = list(finalizers)
+        elif subresource == "status":
             # upstream's status strategy: only status (and managedFields) may change
             status = new.get("status")
             new = meta.deep_copy(old)
@@ -312,7 +317,7 @@ class APIService:
             new["metadata"]["generation"] = gen
         else:
             new["metadata"].pop("generation", None)
-        if subresource != "status":
+        if subresource not in ("status", "finalize"):
             await self._admit("UPDATE", res, new, old)
         try:
             self._validate(res, new, old)
@@ -327,7 +332,10 @@ class APIService:
                 self._release(res, new, old)
                 return new
             if fin.deletion_complete(res, new):
-                stored = await self._delete_now(res, new, int(om["resourceVersion"]))
+                try:
+                    stored = await self._delete_now(res, new, int(om["resourceVersion"]))
+                except ConflictError:
+                    raise errors.new_conflict(res.plural, res.group, name, _CONFLICT_DETAIL) from None
                 self._committed(res, None, old)
                 return stored
             try:
@@ -575,20 +583,23 @@ class APIService:
                     yield ev.type, self._from_storage(res, obj)
                     continue
                 k = obj["metadata"].get("namespace", "") + "/" + obj["metadata"]["name"]
-                was = k in matching
                 if ev.type == "DELETED":
-                    if was:
-                        matching.discard(k)
+                    matching.discard(k)
+                    if match(obj):
                         yield "DELETED", self._from_storage(res, obj)
                     continue
+                # did the object match before this change? (from the event's previous state if known)
+                was = match(ev.prev) if ev.prev is not None else k in matching
                 now = match(obj)
+                if now:
+                    matching.add(k)
+                else:
+                    matching.discard(k)
                 if now and was:
                     yield "MODIFIED", self._from_storage(res, obj)
                 elif now:
-                    matching.add(k)
                     yield "ADDED", self._from_storage(res, obj)
                 elif was:
-                    matching.discard(k)
                     yield "DELETED", self._from_storage(res, obj)
         finally:
             w.close()

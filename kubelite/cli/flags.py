@@ -39,6 +39,18 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
                    help="events kept for resuming watches (default: 10000); older versions get 410 Gone")
     p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
     p.add_argument("--disable-controller-manager", action="store_true", help="do not run the controllers")
+    p.add_argument("--kubelet", action="store_true",
+                   help="run a node on this host: pods as containers via containerd's CRI, CNI bridge network "
+                        "(root; apt-get install containerd runc containernetworking-plugins iptables)")
+    p.add_argument("--node-name", metavar="NAME", help="the node's name (default: the host name)")
+    p.add_argument("--node-ip", metavar="ADDR", help="the node's InternalIP (default: the default route's)")
+    p.add_argument("--container-runtime-endpoint", metavar="ENDPOINT",
+                   help="an existing CRI socket (unix:///run/containerd/containerd.sock); default: start a "
+                        "private containerd under DATA_DIR/containerd")
+    p.add_argument("--pause-image", metavar="IMAGE", help=f"sandbox image (default: {d['pause_image'].default})")
+    p.add_argument("--kubelet-port", type=int, metavar="PORT",
+                   help=f"kubelet HTTPS port, 0 for any free one (default: {d['kubelet_port'].default})")
+    p.add_argument("--cni-bridge", metavar="NAME", help=f"pod network bridge (default: {d['cni_bridge'].default})")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -73,6 +85,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         config.watch_history = args.default_watch_cache_size
     config.scheduler = not args.disable_scheduler
     config.controllers = not args.disable_controller_manager
+    config.kubelet = bool(getattr(args, "kubelet", False))
+    for attr in ("node_name", "node_ip", "container_runtime_endpoint", "pause_image", "cni_bridge"):
+        if getattr(args, attr, None):
+            setattr(config, attr, getattr(args, attr))
+    if getattr(args, "kubelet_port", None) is not None:
+        config.kubelet_port = args.kubelet_port
     _check_cidrs(config)
     return config
 
@@ -91,6 +109,13 @@ def server_argv(config: ServerConfig, verbose: bool = False) -> list[str]:
         argv.append("--disable-scheduler")
     if not config.controllers:
         argv.append("--disable-controller-manager")
+    if config.kubelet:
+        argv += ["--kubelet", "--pause-image", config.pause_image, "--kubelet-port", str(config.kubelet_port),
+                 "--cni-bridge", config.cni_bridge]
+        for flag, value in (("--node-name", config.node_name), ("--node-ip", config.node_ip),
+                            ("--container-runtime-endpoint", config.container_runtime_endpoint)):
+            if value:
+                argv += [flag, value]
     if verbose:
         argv.append("--verbose")
     return argv

@@ -388,8 +388,9 @@ class EndpointsController:
             if e.code == 403 and "being terminated" in e.message:
                 return None  # the namespace is going away: nothing to write
             if e.code == 409 or (e.code == 404 and current is not None):
-                # our cache was stale (someone else wrote it); retry from the fresh state
+                # our cache is behind (usually our own last write): look again once it has caught up
                 self.triggers.delete(key)
+                return 0.1
             raise
         return None
 

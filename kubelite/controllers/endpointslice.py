@@ -235,6 +235,8 @@ class EndpointSliceController:
         except StatusError as e:
             if e.code == 403 and "being terminated" in e.message:
                 return None
+            if e.code == 409:  # our cache is behind: look again once it has caught up
+                return 0.1
             raise
         return None
 
@@ -271,22 +273,21 @@ class EndpointSliceController:
             for s in keep:
                 if s.get("addressType") == address_type:
                     by_ports.setdefault(port_map_key(s.get("ports")), []).append(s)
-            for pk in set(desired) | set(by_ports):
-                c, u, d = self._reconcile_port_mapping(svc, address_type, ports_of.get(pk) or
-                                                       (by_ports.get(pk) or [{}])[0].get("ports") or [],
-                                                       by_ports.get(pk, []), desired.get(pk, {}))
+            for pk, eps in desired.items():
+                c, u, d = self._reconcile_port_mapping(svc, address_type, ports_of[pk], by_ports.pop(pk, []), eps)
                 to_create += c
                 to_update += u
                 to_delete += d
-            # no endpoints at all: a placeholder slice (no ports, no endpoints) says the service was seen
-            typed = [s for s in keep if s.get("addressType") == address_type]
-            deleting = [s for s in to_delete if s.get("addressType") == address_type and s in typed]
-            if len(typed) == len(deleting) and not [s for s in to_create if s.get("addressType") == address_type]:
-                placeholder = self._new_slice(svc, address_type, [])
+            for stale in by_ports.values():  # port mappings no pod has any more
+                to_delete += stale
+            # no slice would remain: a placeholder (no ports, no endpoints) says the service was seen
+            typed = [s for s in existing if s.get("addressType") == address_type]
+            deleting = [s for s in to_delete if s.get("addressType") == address_type]
+            if len(typed) == len(deleting) and not any(s.get("addressType") == address_type for s in to_create):
                 if len(deleting) == 1 and self._is_placeholder(deleting[0], svc):
                     to_delete = [s for s in to_delete if s is not deleting[0]]
                 else:
-                    to_create.append(placeholder)
+                    to_create.append(self._new_slice(svc, address_type, []))
         annotation = format_trigger_time(trigger) if trigger else None
         for s in to_create:
             if annotation:
@@ -312,7 +313,8 @@ class EndpointSliceController:
             self.tracker.deleted(uid, s)
 
     def _is_placeholder(self, s: Obj, svc: Obj) -> bool:
-        return not s.get("endpoints") and not s.get("ports") and \
+        owners = [r.get("uid") for r in s["metadata"].get("ownerReferences") or [] if r.get("controller")]
+        return not s.get("endpoints") and not s.get("ports") and owners == [svc["metadata"].get("uid")] and \
             (s["metadata"].get("labels") or {}) == slice_labels(svc)
 
     def _new_slice(self, svc: Obj, address_type: str, ports: list[Obj]) -> Obj:
@@ -346,11 +348,8 @@ class EndpointSliceController:
                 if want != ep:
                     changed = True
                 new_eps.append(want)
-            if not new_eps:
-                if s.get("endpoints") or desired:
-                    to_delete.append(s)
-                else:
-                    unchanged.append(s)  # an empty slice (the placeholder) and nothing to put anywhere
+            if changed and not new_eps:
+                to_delete.append(s)
                 continue
             if changed or (s["metadata"].get("labels") or {}) != labels:
                 obj = metautil.deep_copy(s)
@@ -381,12 +380,6 @@ class EndpointSliceController:
                 to_create.append(target)
             while left and len(target["endpoints"]) < self.max_per_slice:
                 target["endpoints"].append(left.pop(0))
-        # a leftover empty placeholder goes once real slices exist
-        if to_create or to_update or [s for s in unchanged if s.get("endpoints")]:
-            for s in list(unchanged):
-                if not s.get("endpoints"):
-                    unchanged.remove(s)
-                    to_delete.append(s)
         return to_create, to_update, to_delete
 
     # ---------------------------------------------------------------- lifecycle

@@ -20,6 +20,7 @@ from typing import Any
 from kubelite.api.errors import StatusError
 from kubelite.client.controller import Controller
 from kubelite.client.informer import SharedInformerFactory
+from kubelite.controllers.retry import quiet_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class GarbageCollector:
         self.registry = registry
         self.nodes: dict[str, Node] = {}
         self.absent = _AbsentOwners()
-        self.delete_queue = Controller("garbage-collector-delete", self._attempt_to_delete, workers=workers)
-        self.orphan_queue = Controller("garbage-collector-orphan", self._attempt_to_orphan, workers=1)
+        self.delete_queue = Controller("garbage-collector-delete", quiet_conflicts(self._attempt_to_delete),
+                                       workers=workers)
+        self.orphan_queue = Controller("garbage-collector-orphan", quiet_conflicts(self._attempt_to_orphan), workers=1)
         self._kinds: dict[tuple[str, str], Any] = {}  # (group, kind) -> Resource
         seen: set[tuple[str, str]] = set()
         for res in sorted(registry.all(), key=lambda r: not r.preferred):
@@ -375,6 +377,8 @@ class GarbageCollector:
             if fresh is None:
                 return
             latest = fresh
+        raise StatusError(409, "Conflict", f"removing finalizer {finalizer} from {node.kind} {node.name}: "
+                                           "too many conflicts")
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:

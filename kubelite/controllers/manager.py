@@ -14,10 +14,14 @@ from typing import Any
 from kubelite.api.registry import default_registry
 from kubelite.client.informer import SharedInformerFactory
 from kubelite.controllers.deployment import DeploymentController
+from kubelite.controllers.endpoints import EndpointsController
+from kubelite.controllers.endpointslice import EndpointSliceController
+from kubelite.controllers.endpointslice_mirroring import EndpointSliceMirroringController
 from kubelite.controllers.garbagecollector import GarbageCollector
 from kubelite.controllers.namespace import NamespaceController
 from kubelite.controllers.replicaset import REPLICA_SET, REPLICATION_CONTROLLER, ReplicaSetController
 from kubelite.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
+from kubelite.controllers.workloads import controllers as workload_controllers
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,10 @@ class ControllerManager:
             NamespaceController(client, f, self.registry),
             ServiceAccountsController(client, f),
             RootCACertPublisher(client, f, ca_pem=_read_ca(config)),
+            EndpointsController(client, f),
+            EndpointSliceController(client, f),
+            EndpointSliceMirroringController(client, f),
+            *workload_controllers(client, f, config),
         ]
         self.garbage_collector = GarbageCollector(client, f, self.registry)
         self._started = False

@@ -16,6 +16,7 @@ from kubelite.api import meta as metautil
 from kubelite.api.errors import StatusError
 from kubelite.client.controller import Controller
 from kubelite.client.informer import SharedInformerFactory
+from kubelite.controllers.retry import quiet_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class NamespaceController:
         self.client = client
         self.namespaces = client.resource("", "v1", "namespaces")
         self.informer = factory.informer("", "v1", "namespaces")
-        self.controller = Controller("namespace-controller", self.sync, workers=workers)
+        self.controller = Controller("namespace-controller", quiet_conflicts(self.sync), workers=workers)
         self.controller.watch(self.informer)
         # every namespaced kind, one served version per stored kind
         self.resources: list[Any] = []
@@ -56,7 +57,9 @@ class NamespaceController:
         await self._update_conditions(ns, remaining, finalizers, failures)
         if remaining or failures:
             return RETRY_SECONDS
-        await self._finalize(key)
+        if not await self._finalize(key):
+            log.warning("namespace %s: finalize did not remove %r from spec.finalizers; retrying", key, FINALIZER)
+            return 5.0
         return None
 
     async def _delete_content(self, namespace: str) -> tuple[dict[str, int], dict[str, int], list[str]]:
@@ -135,17 +138,21 @@ class NamespaceController:
             if e.code not in (404, 409):
                 raise
 
-    async def _finalize(self, name: str) -> None:
+    async def _finalize(self, name: str) -> bool:
+        """PUT .../finalize without "kubernetes"; True once the API server has let go of it."""
         ns = await self.namespaces.get(name)
         spec = dict(ns.get("spec") or {})
         spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != FINALIZER]
         body = dict(ns, spec=spec)
         try:
-            await self.namespaces.update_subresource(name, "finalize", body)
+            out = await self.namespaces.update_subresource(name, "finalize", body)
         except StatusError as e:
             if e.code == 404 and "finalize" not in e.message:
-                return  # already gone
+                return True  # already gone
             raise
+        if out.get("kind") == "Status":
+            return True
+        return FINALIZER not in ((out.get("spec") or {}).get("finalizers") or [])
 
     def start(self) -> None:
         self.controller.start()

@@ -23,6 +23,7 @@ from kubelite.client.informer import SharedInformerFactory, split_meta_namespace
 from kubelite.controllers import podutil
 from kubelite.controllers.expectations import ControllerExpectations
 from kubelite.controllers.refmanager import ControllerRefManager, controller_ref, recheck_owner
+from kubelite.controllers.retry import quiet_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class ReplicaSetController:
         self.pod_informer = factory.informer("", "v1", "pods")
         self.recorder = EventRecorder(client, kind.component)
         self.expectations = ControllerExpectations()
-        self.controller = Controller(kind.component, self.sync, workers=workers)
+        self.controller = Controller(kind.component, quiet_conflicts(self.sync), workers=workers)
         self.controller.watch(self.rs_informer)
         self.pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 

@@ -138,7 +138,6 @@ def new_statefulset_pod(sts: Obj, ordinal: int) -> Obj:
 def identity_matches(sts: Obj, pod: Obj) -> bool:
     parent, ordinal = parent_and_ordinal(pod)
     labels = (pod.get("metadata") or {}).get("labels") or {}
-    spec = pod.get("spec") or {}
     return (ordinal >= 0 and parent == sts["metadata"]["name"]
             and pod["metadata"].get("namespace") == sts["metadata"]["namespace"]
             and labels.get(POD_NAME_LABEL) == pod["metadata"]["name"]
@@ -369,18 +368,20 @@ class StatefulSetController:
 
     # ---------------------------------------------------------------- pod and claim control
     def _claim_owner_refs(self, sts: Obj, pod: Obj | None, ordinal: int, replicas: int) -> list[Obj]:
-        """The ownerReferences persistentVolumeClaimRetentionPolicy asks for on a claim."""
+        """updateClaimOwnerRefForSetAndPod: a condemned pod's claim is owned by the pod when whenScaled
+        is Delete (it goes with the pod); otherwise by the set when whenDeleted is Delete."""
         policy = (sts.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
-        refs: list[Obj] = []
         sm = sts["metadata"]
+        condemned = ordinal >= replicas + _start_ordinal(sts)
+        if policy.get("whenScaled") == "Delete" and condemned:
+            if pod is not None and is_created(pod):
+                return [{"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
+                         "uid": pod["metadata"]["uid"]}]
+            return []
         if policy.get("whenDeleted") == "Delete":
-            refs.append({"apiVersion": API_VERSION, "kind": KIND, "name": sm["name"], "uid": sm["uid"],
-                         "controller": True, "blockOwnerDeletion": True})
-        if policy.get("whenScaled") == "Delete" and ordinal >= replicas + _start_ordinal(sts) and pod is not None \
-                and is_created(pod):
-            refs.append({"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
-                         "uid": pod["metadata"]["uid"]})
-        return refs
+            return [{"apiVersion": API_VERSION, "kind": KIND, "name": sm["name"], "uid": sm["uid"],
+                     "controller": True, "blockOwnerDeletion": True}]
+        return []
 
     async def _create_claims(self, sts: Obj, pod: Obj, ordinal: int, replicas: int) -> None:
         sm = sts["metadata"]
@@ -489,13 +490,16 @@ class StatefulSetController:
                 status["updatedReplicas"] == status["replicas"] and status["readyReplicas"] == status["replicas"]:
             status["currentReplicas"] = status["updatedReplicas"]
             status["currentRevision"] = status["updateRevision"]
+        for k in ("readyReplicas", "currentReplicas", "updatedReplicas"):  # omitempty upstream
+            if not status[k]:
+                del status[k]
         old = sts.get("status") or {}
         for k in ("conditions",):
             if old.get(k) is not None:
                 status[k] = old[k]
         requeue = None
         min_ready = (sts.get("spec") or {}).get("minReadySeconds") or 0
-        if min_ready and status["availableReplicas"] < status["readyReplicas"]:
+        if min_ready and status["availableReplicas"] < status.get("readyReplicas", 0):
             requeue = float(min_ready)
         norm = {k: v for k, v in old.items() if v not in (0, None, "")}
         if norm == {k: v for k, v in status.items() if v not in (0, None, "")}:

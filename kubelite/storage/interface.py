@@ -52,6 +52,7 @@ class WatchEvent:
     key: str
     object: Obj  # for DELETED: the last state, with resourceVersion = the deletion's revision
     revision: int
+    prev: Obj | None = None  # for MODIFIED: the state before, when known (selector transitions)
 
 
 class Watch(ABC):

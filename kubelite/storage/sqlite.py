@@ -426,6 +426,7 @@ class SQLiteStore(Store):
         events = []
         for w in batch:
             key = w.key
+            prev = objects.get(key)
             if w.type == "DELETED":
                 if objects.pop(key, None) is not None:
                     index.remove(key)
@@ -437,7 +438,7 @@ class SQLiteStore(Store):
                 create_revs[key] = w.create_rev
             if pending.get(key) is w:
                 del pending[key]
-            events.append(WatchEvent(w.type, key, w.obj, w.rev))
+            events.append(WatchEvent(w.type, key, w.obj, w.rev, prev if w.type == "MODIFIED" else None))
         self._rev = batch[-1].rev
         self._hub.publish(events)
         for w in batch:

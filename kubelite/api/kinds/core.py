@@ -68,7 +68,7 @@ def validate_namespace(obj: dict) -> list[FieldError]:
 def namespace_resource() -> Resource:
     return Resource(
         group="", version="v1", kind="Namespace", plural="namespaces", namespaced=False,
-        short_names=("ns",), subresources=("status",),
+        short_names=("ns",), subresources=("status", "finalize"),
         definition=definition_for_kind("", "v1", "Namespace") or "",
         columns=(Column("Status", "string", description="The status of the namespace"), common.age_column()),
         row=lambda o: [(o.get("status") or {}).get("phase") or "", common.creation_age(o)],

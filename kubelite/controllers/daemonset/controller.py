@@ -589,6 +589,9 @@ class DaemonSetController:
             "numberAvailable": available,
             "numberUnavailable": desired - available,
         }
+        for k in ("numberAvailable", "numberUnavailable", "updatedNumberScheduled"):  # omitempty upstream
+            if not status[k]:
+                del status[k]
         for k in ("collisionCount", "conditions"):
             if old.get(k) is not None:
                 status[k] = old[k]

@@ -20,6 +20,7 @@ from kubelite.client.informer import SharedInformerFactory, split_meta_namespace
 from kubelite.controllers.deployment import progress, recreate, rollback, rolling, sync
 from kubelite.controllers.deployment.util import REVISION_ANNOTATION, annotations
 from kubelite.controllers.refmanager import ControllerRefManager, controller_ref, recheck_owner
+from kubelite.controllers.retry import quiet_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class DeploymentController:
         self.rs_informer = factory.informer("apps", "v1", "replicasets")
         self.pod_informer = factory.informer("", "v1", "pods")
         self.recorder = EventRecorder(client, COMPONENT)
-        self.controller = Controller(COMPONENT, self.sync, workers=workers)
+        self.controller = Controller(COMPONENT, quiet_conflicts(self.sync), workers=workers)
         self.controller.watch(self.d_informer)
         self.rs_informer.add_handler(self._rs_added, self._rs_updated, self._rs_deleted)
         self.pod_informer.add_handler(on_delete=self._pod_deleted)

@@ -1,0 +1,133 @@
+"""Scheduler benchmark, after upstream scheduler_perf's SchedulingBasic: pods scheduled per second.
+
+Run: python bench/scheduler.py [--nodes 100,1000,5000] [--pods 10000] [--init-pods 500]
+
+For each node count: a private store and API service in this process (no HTTP), N Nodes as the
+simulator registers them (32 cpu, 256Gi, 110 pods), `--init-pods` pods scheduled first, then
+`--pods` pending pods (100m cpu / 500Mi each, as scheduler_perf's pod-default) created while the
+scheduler is paused; the figure is how fast the scheduler binds them all, every binding a real
+pods/binding write plus its Scheduled event. Pod creation is left out of the timed part since
+upstream's harness creates pods with CPUs of its own. Prints figures and ratios to the targets;
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TARGETS = {100: 500.0, 1000: 500.0, 5000: 300.0}  # pods/s; upstream's floor at 5000 nodes is 270
+UPSTREAM_FLOOR_5000 = 270.0
+
+
+def pod_body(i: int) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"pod-{i}", "namespace": "default"},
+            "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
+                                     "ports": [{"containerPort": 80}],
+                                     "resources": {"requests": {"cpu": "100m", "memory": "500Mi"},
+                                                   "limits": {"cpu": "100m", "memory": "500Mi"}}}]}}
+
+
+async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: int = 64) -> dict:
+    from kubelite.api.registry import default_registry
+    from kubelite.apiserver.admission import default_plugins
+    from kubelite.apiserver.bootstrap import bootstrap
+    from kubelite.apiserver.config import ServerConfig
+    from kubelite.apiserver.service import APIService
+    from kubelite.client import Client
+    from kubelite.runtime.simulated import SimulatedNodes
+    from kubelite.scheduler import Scheduler
+    from kubelite.storage import open_store
+
+    tmp = tempfile.mkdtemp(prefix="kubelite-bench-sched-")
+    cfg = ServerConfig(data_dir=tmp)
+    store = open_store(os.path.join(tmp, "state.db"))
+    await store.start()
+    service = APIService(default_registry(), store, default_plugins(cfg))
+    await service.start()
+    await bootstrap(service, cfg, "https://127.0.0.1:6443", b"", "10.43.0.1")
+    client = Client.in_process(service)
+    sim = SimulatedNodes(client)  # only its node template: no heartbeats, no pod lifecycle
+
+    async def gather_limited(coros):
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(c):
+            async with sem:
+                return await c
+        return await asyncio.gather(*(one(c) for c in coros))
+
+    t = time.perf_counter()
+    await gather_limited(client.nodes.create(sim.node_object(f"sim-node-{i}", {})) for i in range(num_nodes))
+    t_nodes = time.perf_counter() - t
+
+    sched = Scheduler(Client.in_process(service))
+    await sched.start()
+
+    async def wait_bound(n: int, samples: list[float] | None = None) -> float:
+        start = time.perf_counter()
+        last_t, last_n = start, sched.scheduled
+        while sched.scheduled < n:
+            await asyncio.sleep(0.05)
+            now = time.perf_counter()
+            if samples is not None and now - last_t >= 1.0:
+                samples.append((sched.scheduled - last_n) / (now - last_t))
+                last_t, last_n = now, sched.scheduled
+        return time.perf_counter() - start
+
+    await gather_limited(client.pods.create(pod_body(i)) for i in range(init_pods))
+    await wait_bound(init_pods)
+
+    # pause the scheduler's loop (not its informers) while the measured pods are created
+    sched._loop_task.cancel()
+    await asyncio.gather(sched._loop_task, return_exceptions=True)
+    t = time.perf_counter()
+    await gather_limited(client.pods.create(pod_body(init_pods + i)) for i in range(num_pods))
+    t_create = time.perf_counter() - t
+    while len(sched.queue._active) < num_pods:  # the informer has queued them all
+        await asyncio.sleep(0.05)
+    samples: list[float] = []
+    sched._loop_task = asyncio.get_running_loop().create_task(sched.run())
+    elapsed = await wait_bound(init_pods + num_pods, samples)
+    await sched.recorder.flush()
+    await sched.stop()
+    await store.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"nodes": num_nodes, "pods": num_pods, "seconds": elapsed, "rate": num_pods / elapsed,
+            "median_1s": statistics.median(samples) if samples else num_pods / elapsed,
+            "node_setup": t_nodes, "pod_create_rate": num_pods / t_create}
+
+
+def main() -> None:
+    import logging
+
+    logging.getLogger("kubelite.client.events").setLevel(logging.ERROR)  # upstream drops events too when behind
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", default="100,1000,5000", help="comma-separated node counts")
+    ap.add_argument("--pods", type=int, default=10000, help="measured pods per run")
+    ap.add_argument("--init-pods", type=int, default=500, help="pods scheduled before measuring")
+    args = ap.parse_args()
+    print(f"{'nodes':>6} {'pods':>6} {'seconds':>8} {'pods/s':>8} {'median 1s':>10} {'target':>7} {'ratio':>6}"
+          f"   (pod creates/s, node setup s)")
+    for n in [int(x) for x in args.nodes.split(",") if x]:
+        r = asyncio.run(run_one(n, args.pods, args.init_pods))
+        target = TARGETS.get(n, 500.0)
+        print(f"{r['nodes']:>6} {r['pods']:>6} {r['seconds']:>8.2f} {r['rate']:>8.0f} {r['median_1s']:>10.0f} "
+              f"{target:>7.0f} {r['rate'] / target:>6.2f}   ({r['pod_create_rate']:.0f}, {r['node_setup']:.1f})",
+              flush=True)
+        if n == 5000:
+            print(f"       upstream scheduler_perf floor at 5000 nodes: {UPSTREAM_FLOOR_5000:.0f} pods/s, "
+                  f"ratio {r['rate'] / UPSTREAM_FLOOR_5000:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The asyncio DNS server: UDP and TCP on one address, cluster answers from memory, others forwarded.
+
+Cluster-zone answers are computed synchronously from the watch-fed cache (no I/O), and packed
+answers are memoised by the query's bytes after its ID until the cluster state changes (the
+records' generation), so a repeated query costs one dict lookup. Only forwarding and CNAME chasing
+go async. UDP answers larger than the client's buffer (512, or its EDNS size) come back truncated
+(TC) so the client retries over TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from dnslib import EDNS0, OPCODE, QTYPE, RCODE, DNSError, DNSRecord
+
+from kubelite.dns.forward import Forwarder
+from kubelite.dns.resolver import Answer, KubernetesResolver
+
+log = logging.getLogger(__name__)
+
+CACHE_MAX = 50_000
+EDNS_SIZE = 1232
+TCP_IDLE = 10.0
+
+
+def _header_only(data: bytes, rcode: int) -> bytes | None:
+    """A reply echoing the query's ID and question with an error code, for packets we cannot parse."""
+    if len(data) < 12:
+        return None
+    flags = 0x8000 | (data[2] & 0x79) << 8 | rcode  # QR, opcode and RD copied
+    return data[:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
+
+
+class DNSServer:
+    def __init__(self, resolver: KubernetesResolver, forwarder: Forwarder, generation: Callable[[], int]):
+        self.resolver = resolver
+        self.forwarder = forwarder
+        self._generation = generation
+        self._cache_gen = -1
+        self._cache: dict[bool, dict[bytes, bytes]] = {False: {}, True: {}}
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.address: tuple[str, int] | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Bind UDP first (port 0 picks one), then TCP on the same port."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UDPProtocol(self), local_addr=(host, port))
+        self._udp = transport
+        bound = transport.get_extra_info("sockname")
+        self._tcp = await asyncio.start_server(self._serve_tcp, bound[0], bound[1], reuse_address=True)
+        self.address = (bound[0], bound[1])
+        return self.address
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def invalidate(self) -> None:
+        self._cache[False].clear()
+        self._cache[True].clear()
+
+    # ---------------------------------------------------------------- query handling
+    def answer_now(self, data: bytes, tcp: bool) -> bytes | DNSRecord | None:
+        """The packed answer if it needs no I/O; else the parsed request for `answer_later`; None to drop."""
+        gen = self._generation()
+        if gen != self._cache_gen:
+            self.invalidate()
+            self._cache_gen = gen
+        cache = self._cache[tcp]
+        hit = cache.get(data[2:])
+        if hit is not None:
+            return data[:2] + hit
+        try:
+            request = DNSRecord.parse(data)
+        except (DNSError, Exception):
+            return _header_only(data, RCODE.FORMERR)
+        if request.header.qr:
+            return None
+        if request.header.opcode != OPCODE.QUERY:
+            return _header_only(data, RCODE.NOTIMP)
+        if len(request.questions) != 1:
+            return _header_only(data, RCODE.FORMERR)
+        q = request.questions[0]
+        ans = self.resolver.resolve(str(q.qname), q.qtype)
+        if ans.forward or ans.chase:
+            return request
+        out = self._pack(request, ans, tcp)
+        if ans.cacheable:
+            if len(cache) >= CACHE_MAX:
+                cache.clear()
+            cache[data[2:]] = out[2:]
+        return out
+
+    async def answer_later(self, data: bytes, request: DNSRecord, tcp: bool) -> bytes:
+        q = request.questions[0]
+        ans = self.resolver.resolve(str(q.qname), q.qtype)
+        if ans.forward:
+            resp = await self.forwarder.query(data, tcp)
+            if resp is not None:
+                return resp
+            return self._pack(request, Answer(rcode=RCODE.SERVFAIL), tcp, authoritative=False)
+        if ans.chase:
+            resp = await self.forwarder.query(DNSRecord.question(ans.chase, QTYPE[q.qtype]).pack(), tcp)
+            if resp is not None:
+                try:
+                    upstream = DNSRecord.parse(resp)
+                    if upstream.header.rcode == RCODE.NOERROR:
+                        ans.answers += upstream.rr
+                except DNSError:
+                    pass
+        return self._pack(request, ans, tcp)
+
+    def _pack(self, request: DNSRecord, ans: Answer, tcp: bool, authoritative: bool = True) -> bytes:
+        reply = request.reply(ra=0, aa=1 if authoritative else 0)
+        reply.header.rcode = ans.rcode
+        for rr in ans.answers:
+            reply.add_answer(rr)
+        for rr in ans.authority:
+            reply.add_auth(rr)
+        for rr in ans.additional:
+            reply.add_ar(rr)
+        opt = next((rr for rr in request.ar if rr.rtype == QTYPE.OPT), None)
+        if opt is not None:
+            reply.add_ar(EDNS0(udp_len=EDNS_SIZE))
+        out = reply.pack()
+        limit = 65535 if tcp else max(512, min(opt.rclass, 65535)) if opt is not None else 512
+        if len(out) > limit:
+            trunc = request.reply(ra=0, aa=1 if authoritative else 0)
+            trunc.header.tc = 1
+            trunc.header.rcode = ans.rcode
+            if opt is not None:
+                trunc.add_ar(EDNS0(udp_len=EDNS_SIZE))
+            out = trunc.pack()
+        return out
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    (n,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), TCP_IDLE))
+                    data = await asyncio.wait_for(reader.readexactly(n), TCP_IDLE)
+                except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+                    return
+                out = self.answer_now(data, tcp=True)
+                if isinstance(out, DNSRecord):
+                    out = await self.answer_later(data, out, tcp=True)
+                if out is None:
+                    continue
+                writer.write(struct.pack("!H", len(out)) + out)
+                await writer.drain()
+        except Exception:
+            log.exception("dns: tcp connection failed")
+        finally:
+            writer.close()
+
+
+class _UDPProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: DNSServer):
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            out = self.server.answer_now(data, tcp=False)
+        except Exception:
+            log.exception("dns: query failed")
+            out = _header_only(data, RCODE.SERVFAIL)
+        if isinstance(out, DNSRecord):
+            self.server.spawn(self._later(data, out, addr))
+        elif out is not None and self.transport is not None:
+            self.transport.sendto(out, addr)
+
+    async def _later(self, data: bytes, request: DNSRecord, addr: tuple[str, int]) -> None:
+        try:
+            out = await self.server.answer_later(data, request, tcp=False)
+        except Exception:
+            log.exception("dns: query failed")
+            out = _header_only(data, RCODE.SERVFAIL)
+        if out is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(out, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("dns: udp error %r", exc)

@@ -1,0 +1,217 @@
+"""The kubelet's HTTPS API (port 10250): container logs and exec, for the API server only.
+
+TLS with a serving certificate from the cluster CA; clients must present a certificate signed by
+the same CA (the API server's kubelet-client certificate), as `--client-ca-file` does upstream.
+Exec is a WebSocket (channel.k8s.io v5/v4 framing) relayed to the runtime's streaming URL from
+CRI Exec; containerd speaks v4, so v5's CLOSE frames (channel 255) are not forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from kubelite.kubelet.logs import LogOptions, stream_log
+from kubelite.runtime.cri import CRIError, RuntimeClient, pb
+
+log = logging.getLogger(__name__)
+
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
+                  "channel.k8s.io")
+CLOSE_CHANNEL = 255
+
+
+def ensure_serving_cert(tls_dir: str, out_dir: str, node_name: str, ips: list[str]) -> tuple[str, str]:
+    """kubelet.crt/key in out_dir, issued by the cluster CA for the node's names and addresses."""
+    from kubelite.apiserver.pki import PKI, issue_serving_cert
+
+    cert, key = os.path.join(out_dir, "kubelet.crt"), os.path.join(out_dir, "kubelet.key")
+    sans_file = os.path.join(out_dir, "kubelet.sans")
+    sans = sorted({node_name, "localhost", "127.0.0.1", *[i for i in ips if i]})
+    try:
+        with open(sans_file) as f:
+            if f.read() == ",".join(sans) and os.path.exists(cert) and os.path.exists(key):
+                return cert, key
+    except OSError:
+        pass
+    os.makedirs(out_dir, mode=0o700, exist_ok=True)
+    cert_pem, key_pem = issue_serving_cert(PKI(tls_dir), f"system:node:{node_name}", sans)
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem)
+    with open(cert, "wb") as f:
+        f.write(cert_pem)
+    with open(sans_file, "w") as f:
+        f.write(",".join(sans))
+    return cert, key
+
+
+class KubeletServer:
+    def __init__(self, kubelet: Any, runtime: RuntimeClient, *, bind: str, port: int, cert: str, key: str, ca: str):
+        self.kubelet = kubelet
+        self.runtime = runtime
+        self.bind, self.port = bind, port
+        self.cert, self.key, self.ca = cert, key, ca
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        app = web.Application()
+        app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_get("/pods", self.pods)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.cert, self.key)
+        ctx.load_verify_locations(cafile=self.ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.bind, self.port, ssl_context=ctx)
+        await site.start()
+        sock = site._server.sockets[0] if site._server and site._server.sockets else None  # type: ignore[union-attr]
+        if sock is not None:
+            self.port = sock.getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def pods(self, request: web.Request) -> web.Response:
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+                                  "items": self.kubelet.pods()})
+
+    async def _container(self, namespace: str, pod_name: str, container: str, previous: bool = False
+                         ) -> pb.ContainerStatus:
+        pod = self.kubelet.get_pod(namespace, pod_name)
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{pod_name}" not found')
+        uid = pod["metadata"]["uid"]
+        found = await self.runtime.list_containers({"io.kubernetes.pod.uid": uid,
+                                                    "io.kubernetes.container.name": container})
+        found.sort(key=lambda c: (c.metadata.attempt, c.created_at), reverse=True)
+        idx = 1 if previous else 0
+        if len(found) <= idx:
+            if previous:
+                raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{pod_name}" '
+                                              f"not found")
+            raise web.HTTPBadRequest(text=f'container "{container}" in pod "{pod_name}" is waiting to start: '
+                                          f"ContainerCreating")
+        return await self.runtime.container_status(found[idx].id)
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        m, q = request.match_info, request.query
+        cs = await self._container(m["namespace"], m["pod"], m["container"], q.get("previous") in ("true", "1"))
+        opts = LogOptions(follow=q.get("follow") in ("true", "1"), timestamps=q.get("timestamps") in ("true", "1"))
+        if q.get("tailLines"):
+            opts.tail_lines = int(q["tailLines"])
+        if q.get("limitBytes"):
+            opts.limit_bytes = int(q["limitBytes"])
+        if q.get("sinceSeconds"):
+            opts.since_time = time.time() - int(q["sinceSeconds"])
+        elif q.get("sinceTime"):
+            from datetime import datetime
+
+            opts.since_time = datetime.fromisoformat(q["sinceTime"].replace("Z", "+00:00")).timestamp()
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        cid = cs.id
+
+        async def running() -> bool:
+            try:
+                return (await self.runtime.container_status(cid)).state == pb.CONTAINER_RUNNING
+            except CRIError:
+                return False
+
+        try:
+            await stream_log(cs.log_path, resp.write, opts, running)
+        except (ConnectionResetError, asyncio.CancelledError):
+            return resp
+        await resp.write_eof()
+        return resp
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        m, q = request.match_info, request.query
+        cs = await self._container(m["namespace"], m["pod"], m["container"])
+        if cs.state != pb.CONTAINER_RUNNING:
+            raise web.HTTPBadRequest(text=f"container {m['container']} is not running")
+        cmd = q.getall("command", [])
+        if not cmd:
+            raise web.HTTPBadRequest(text="you must specify at least 1 command")
+
+        def flag(name: str, default: bool = False) -> bool:
+            v = q.get(name)
+            return default if v is None else v in ("true", "1")
+
+        tty = flag("tty")
+        url = await self.runtime.exec(cs.id, cmd, tty=tty, stdin=flag("stdin"), stdout=flag("stdout", True),
+                                      stderr=flag("stderr", not tty) and not tty)
+        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, max_msg_size=0, autoping=True)
+        if not ws.can_prepare(request).ok:
+            raise web.HTTPBadRequest(text="Upgrade request required")
+        await ws.prepare(request)
+        await relay_exec(ws, url)
+        return ws
+
+
+async def relay_exec(client_ws: web.WebSocketResponse, runtime_url: str) -> None:
+    """Pump channel frames between the caller and the runtime's streaming server."""
+    ws_url = runtime_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    async with aiohttp.ClientSession() as session:
+        try:
+            upstream = await session.ws_connect(ws_url, protocols=("v4.channel.k8s.io",), max_msg_size=0,
+                                                autoping=True)
+        except aiohttp.ClientError as e:
+            await client_ws.send_bytes(b"\x03" + _failure(f"exec: {e}"))
+            await client_ws.close()
+            return
+        async with upstream:
+            async def down() -> None:
+                async for msg in upstream:
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        await client_ws.send_bytes(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.TEXT:
+                        await client_ws.send_str(msg.data)
+                    else:
+                        break
+
+            async def up() -> None:
+                async for msg in client_ws:
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        if msg.data[:1] == bytes([CLOSE_CHANNEL]):
+                            continue  # v5 half-close: the v4 runtime has no way to hear it
+                        await upstream.send_bytes(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.TEXT:
+                        await upstream.send_str(msg.data)
+                    else:
+                        break
+
+            t_down = asyncio.ensure_future(down())
+            t_up = asyncio.ensure_future(up())
+            await asyncio.wait({t_down, t_up}, return_when=asyncio.FIRST_COMPLETED)
+            if not t_down.done():
+                # the caller went away: stop the command's streams
+                await upstream.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(t_down, 5)
+            t_up.cancel()
+            with contextlib.suppress(BaseException):
+                await t_up
+    await client_ws.close()
+
+
+def _failure(message: str) -> bytes:
+    import orjson
+
+    return orjson.dumps({"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError",
+                         "code": 500})

@@ -1,0 +1,273 @@
+"""Pod volumes as host directories the runtime bind-mounts into containers (CRI Mounts).
+
+emptyDir and the files of configMap/secret/downwardAPI/projected volumes live under the pod's
+directory; they are written with upstream's AtomicWriter layout (a timestamped directory, a
+`..data` symlink swapped atomically, one symlink per file) so updates appear all at once.
+hostPath mounts the host path itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import time
+from typing import Any
+
+from kubelite.kubelet.env import ContainerConfigError, ObjectSource, field_ref, resource_field_ref
+from kubelite.runtime.cri import pb
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODE = 0o644
+
+
+def _write_atomic(target: str, files: dict[str, tuple[bytes, int]]) -> None:
+    """AtomicWriter: skip when nothing changed; otherwise a new `..<ts>` dir and a swapped `..data`."""
+    os.makedirs(target, exist_ok=True)
+    data_link = os.path.join(target, "..data")
+    current = os.path.join(target, os.readlink(data_link)) if os.path.islink(data_link) else None
+    if current and os.path.isdir(current):
+        same = True
+        existing = set()
+        for root, _dirs, names in os.walk(current):
+            for n in names:
+                existing.add(os.path.relpath(os.path.join(root, n), current))
+        if existing != set(files):
+            same = False
+        else:
+            for rel, (content, mode) in files.items():
+                p = os.path.join(current, rel)
+                try:
+                    with open(p, "rb") as f:
+                        if f.read() != content or (os.stat(p).st_mode & 0o7777) != mode:
+                            same = False
+                            break
+                except OSError:
+                    same = False
+                    break
+        if same:
+            return
+    ts = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + str(time.time_ns() % 10**9)
+    new_dir = os.path.join(target, ts)
+    os.makedirs(new_dir)
+    for rel, (content, mode) in files.items():
+        p = os.path.join(new_dir, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(content)
+        os.chmod(p, mode)
+    os.chmod(new_dir, 0o755)
+    tmp_link = os.path.join(target, "..data_tmp")
+    if os.path.lexists(tmp_link):
+        os.unlink(tmp_link)
+    os.symlink(ts, tmp_link)
+    os.replace(tmp_link, data_link)
+    tops = {rel.split("/")[0] for rel in files}
+    for top in tops:
+        link = os.path.join(target, top)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join("..data", top), link)
+    for name in os.listdir(target):  # files no longer in the volume, and old generations
+        p = os.path.join(target, name)
+        if name.startswith(".."):
+            if name not in ("..data", ts) and os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+        elif name not in tops and os.path.islink(p):
+            os.unlink(p)
+
+
+def _mode(item_mode: Any, default_mode: Any) -> int:
+    if isinstance(item_mode, int):
+        return item_mode
+    if isinstance(default_mode, int):
+        return default_mode
+    return DEFAULT_MODE
+
+
+async def _keyed_files(src: dict, kind: str, namespace: str, objects: ObjectSource,
+                       default_mode: Any) -> dict[str, tuple[bytes, int]] | None:
+    name = src.get("name") or src.get("secretName") or ""
+    data = await objects.data(kind, namespace, name)
+    if data is None:
+        if src.get("optional"):
+            return {}
+        raise ContainerConfigError(f'{kind.lower()} "{name}" not found')
+    files: dict[str, tuple[bytes, int]] = {}
+    items = src.get("items")
+    if items:
+        for it in items:
+            key = it.get("key", "")
+            if key not in data:
+                if src.get("optional"):
+                    continue
+                raise ContainerConfigError(f"configmap references non-existent config key: {key}"
+                                           if kind == "ConfigMap" else f"references non-existent secret key: {key}")
+            files[it.get("path") or key] = (data[key], _mode(it.get("mode"), src.get("defaultMode", default_mode)))
+    else:
+        for key, value in data.items():
+            files[key] = (value, _mode(None, src.get("defaultMode", default_mode)))
+    return files
+
+
+def _downward_files(items: list[dict], pod: dict, host_ip: str, pod_ips: list[str],
+                    allocatable: dict[str, str], default_mode: Any) -> dict[str, tuple[bytes, int]]:
+    files: dict[str, tuple[bytes, int]] = {}
+    for it in items or []:
+        if it.get("fieldRef"):
+            value = field_ref(pod, it["fieldRef"].get("fieldPath", ""), host_ip, pod_ips)
+        elif it.get("resourceFieldRef"):
+            value = resource_field_ref(pod, it["resourceFieldRef"].get("containerName", ""), it["resourceFieldRef"],
+                                       allocatable)
+        else:
+            continue
+        files[it.get("path", "")] = (value.encode(), _mode(it.get("mode"), default_mode))
+    return files
+
+
+class VolumeManager:
+    def __init__(self, client: Any, pods_dir: str):
+        self.client = client
+        self.pods_dir = pods_dir
+
+    def pod_dir(self, uid: str) -> str:
+        return os.path.join(self.pods_dir, uid)
+
+    async def setup(self, pod: dict, objects: ObjectSource, *, host_ip: str, pod_ips: list[str],
+                    allocatable: dict[str, str]) -> dict[str, str]:
+        """Make every volume of the pod exist on the host; returns volume name -> host path."""
+        meta = pod.get("metadata") or {}
+        uid, ns = meta.get("uid", ""), meta.get("namespace", "default")
+        base = os.path.join(self.pod_dir(uid), "volumes")
+        paths: dict[str, str] = {}
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            name = vol.get("name", "")
+            if "hostPath" in vol:
+                hp = vol["hostPath"] or {}
+                path = hp.get("path", "")
+                t = hp.get("type") or ""
+                if t == "DirectoryOrCreate":
+                    os.makedirs(path, mode=0o755, exist_ok=True)
+                elif t == "FileOrCreate" and not os.path.exists(path):
+                    os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+                    open(path, "a").close()
+                elif t in ("Directory", "File", "Socket", "CharDevice", "BlockDevice") and not os.path.exists(path):
+                    raise ContainerConfigError(f"hostPath type check failed: {path} is not a {t.lower()}")
+                paths[name] = path
+            elif "emptyDir" in vol:
+                p = os.path.join(base, "kubernetes.io~empty-dir", name)
+                os.makedirs(p, mode=0o777, exist_ok=True)
+                os.chmod(p, 0o777)
+                paths[name] = p
+            elif "configMap" in vol or "secret" in vol:
+                kind = "ConfigMap" if "configMap" in vol else "Secret"
+                src = vol.get("configMap") or vol.get("secret") or {}
+                p = os.path.join(base, "kubernetes.io~" + ("configmap" if kind == "ConfigMap" else "secret"), name)
+                files = await _keyed_files(src, kind, ns, objects, DEFAULT_MODE)
+                _write_atomic(p, files or {})
+                paths[name] = p
+            elif "downwardAPI" in vol:
+                src = vol["downwardAPI"] or {}
+                p = os.path.join(base, "kubernetes.io~downward-api", name)
+                _write_atomic(p, _downward_files(src.get("items") or [], pod, host_ip, pod_ips, allocatable,
+                                                 src.get("defaultMode", DEFAULT_MODE)))
+                paths[name] = p
+            elif "projected" in vol:
+                src = vol["projected"] or {}
+                default_mode = src.get("defaultMode", DEFAULT_MODE)
+                files: dict[str, tuple[bytes, int]] = {}
+                for s in src.get("sources") or []:
+                    if s.get("configMap"):
+                        files.update(await _keyed_files(s["configMap"], "ConfigMap", ns, objects, default_mode) or {})
+                    elif s.get("secret"):
+                        files.update(await _keyed_files(s["secret"], "Secret", ns, objects, default_mode) or {})
+                    elif s.get("downwardAPI"):
+                        files.update(_downward_files(s["downwardAPI"].get("items") or [], pod, host_ip, pod_ips,
+                                                     allocatable, default_mode))
+                    elif s.get("serviceAccountToken"):
+                        tok = s["serviceAccountToken"]
+                        files[tok.get("path", "token")] = (await self._token(pod, tok), default_mode)
+                p = os.path.join(base, "kubernetes.io~projected", name)
+                _write_atomic(p, files)
+                paths[name] = p
+            else:
+                # unsupported sources (persistentVolumeClaim, csi, ...) get an empty directory for now
+                p = os.path.join(base, "kubernetes.io~unsupported", name)
+                os.makedirs(p, exist_ok=True)
+                paths[name] = p
+        return paths
+
+    async def _token(self, pod: dict, tok: dict) -> bytes:
+        """A bound service account token from the TokenRequest API (empty if the server has none)."""
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        sa = spec.get("serviceAccountName") or "default"
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "metadata": {"name": sa},
+                "spec": {"audiences": [tok["audience"]] if tok.get("audience") else [],
+                         "expirationSeconds": tok.get("expirationSeconds") or 3607,
+                         "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta.get("name"),
+                                            "uid": meta.get("uid")}}}
+        try:
+            resp = await self.client.serviceaccounts.create_subresource(sa, "token", body, meta.get("namespace"))
+            return ((resp.get("status") or {}).get("token") or "").encode()
+        except Exception as e:  # no TokenRequest support yet: the file exists, empty
+            log.debug("token request for %s/%s failed: %s", meta.get("namespace"), sa, e)
+            return b""
+
+    def mounts(self, pod: dict, container: dict, volume_paths: dict[str, str]) -> list[pb.Mount]:
+        out = []
+        for vm in container.get("volumeMounts") or []:
+            host = volume_paths.get(vm.get("name", ""))
+            if host is None:
+                raise ContainerConfigError(f"cannot find volume \"{vm.get('name')}\" to mount into container "
+                                           f"\"{container.get('name')}\"")
+            sub = vm.get("subPath") or ""
+            if sub:
+                host = os.path.join(host, sub)
+                if not os.path.exists(host):
+                    os.makedirs(host, mode=0o755, exist_ok=True)
+            prop = {"HostToContainer": pb.PROPAGATION_HOST_TO_CONTAINER,
+                    "Bidirectional": pb.PROPAGATION_BIDIRECTIONAL}.get(vm.get("mountPropagation") or "",
+                                                                      pb.PROPAGATION_PRIVATE)
+            out.append(pb.Mount(container_path=vm.get("mountPath", ""), host_path=host,
+                                readonly=bool(vm.get("readOnly")), propagation=prop))
+        return out
+
+    def etc_hosts(self, pod: dict, pod_ip: str) -> str:
+        """The kubelet-managed /etc/hosts (localhost entries, the pod's own name, hostAliases)."""
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        hostname = spec.get("hostname") or meta.get("name", "")
+        lines = ["# Kubernetes-managed hosts file.", "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                 "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix", "fe00::1\tip6-allnodes",
+                 "fe00::2\tip6-allrouters"]
+        if pod_ip:
+            if spec.get("subdomain"):
+                fqdn = f"{hostname}.{spec['subdomain']}.{meta.get('namespace')}.svc.cluster.local"
+                lines.append(f"{pod_ip}\t{fqdn}\t{hostname}")
+            else:
+                lines.append(f"{pod_ip}\t{hostname}")
+        aliases = spec.get("hostAliases") or []
+        if aliases:
+            lines.append("\n# Entries added by HostAliases.")
+            for a in aliases:
+                lines.append(f"{a.get('ip')}\t" + "\t".join(a.get("hostnames") or []))
+        path = os.path.join(self.pod_dir(meta.get("uid", "")), "etc-hosts")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def termination_log(self, uid: str, container: str, attempt: int) -> str:
+        d = os.path.join(self.pod_dir(uid), "containers", container)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, f"{attempt}-termination-log")
+        open(path, "a").close()
+        os.chmod(path, 0o666)
+        return path
+
+    def cleanup(self, uid: str) -> None:
+        shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
+
+
+def decode_secret_value(v: str) -> bytes:
+    return base64.b64decode(v or "")
