@@ -249,6 +249,11 @@ def build(all_msgs: dict[str, dict[str, Any]], wanted: set[str]) -> tuple[dict[s
                                     "which are not JSON properties")
             elif props is not None and jname not in props:
                 problems.append(f"MISMATCH: {name}.{f['name']} (#{f['number']}) is not a JSON property")
+            if props is not None and jname in props:  # base64 in JSON <=> bytes in protobuf
+                prop = props[jname]
+                fmt = (prop.get("additionalProperties") or prop.get("items") or prop).get("format")
+                if (fmt == "byte") != ("bytes" in (typ if isinstance(typ, tuple) else (typ,))):
+                    problems.append(f"MISMATCH: {name}.{jname}: JSON format {fmt!r}, protobuf type {typ!r}")
             if jname in NULL_WHEN_ABSENT.get(name, ()):
                 flags += "n"
             covered.add(jname)

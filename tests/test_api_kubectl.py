@@ -290,7 +290,7 @@ def test_field_selectors(cluster, ns):
     cluster.kubectl("-n", ns, "create", "configmap", "fs-b")
     out = cluster.kubectl("-n", ns, "get", "cm", "--field-selector", "metadata.name=fs-b", "-o", "name").stdout
     assert out.strip() == "configmap/fs-b"
-    out = cluster.kubectl("-A", "get", "cm", "--field-selector", f"metadata.namespace={ns},metadata.name!=fs-b",
+    out = cluster.kubectl("get", "-A", "cm", "--field-selector", f"metadata.namespace={ns},metadata.name!=fs-b",
                           "-o", "name").stdout
     assert "configmap/fs-a" in out and "fs-b" not in out
     r = cluster.kubectl("-n", ns, "get", "cm", "--field-selector", "spec.foo=bar", check=False)

@@ -256,3 +256,44 @@ def _per_node(cluster: Cluster, ns: str, app: str) -> dict[str, int]:
     for p in pods(cluster, ns, f"app={app}"):
         out[target_node(p)] = out.get(target_node(p), 0) + 1
     return out
+
+
+@pytest.mark.conformance("DaemonSet-FailedPodCreation")
+def test_daemonset_replaces_failed_pods(dcluster: Cluster, dns: str) -> None:
+    from test_workloads_support import finish
+
+    apply(dcluster, dns, ds_manifest("retry"))
+    wait_until(lambda: len(placed(dcluster, dns, "retry")) == 3, what="3 pods")
+    make_running(dcluster, dns, "app=retry")
+    victim = placed(dcluster, dns, "retry")["ds-n3"]
+    finish(dcluster, dns, victim, exit_code=1)
+    wait_until(lambda: placed(dcluster, dns, "retry").get("ds-n3") not in (None, victim), what="failed pod replaced")
+    assert has_event(dcluster, dns, "retry", "FailedDaemonPod",
+                     f"Found failed daemon pod {dns}/{victim} on node ds-n3, will try to kill it")
+
+
+@pytest.mark.conformance("DaemonSet-Rollback")
+def test_daemonset_rollback_without_unnecessary_restarts(dcluster: Cluster, dns: str) -> None:
+    apply(dcluster, dns, ds_manifest("rb"))
+    wait_until(lambda: len(placed(dcluster, dns, "rb")) == 3, what="3 pods")
+    make_running(dcluster, dns, "app=rb")
+    dcluster.kubectl("rollout", "status", "ds/rb", "-n", dns, "--timeout=30s")
+    before = {p["metadata"]["uid"] for p in pods(dcluster, dns, "app=rb")}
+    # a broken image: the first replaced pod never becomes ready, so the rollout stalls there
+    dcluster.kubectl("set", "image", "ds/rb", "main=localhost/does-not-exist:0", "-n", dns)
+    wait_until(lambda: any(p["spec"]["containers"][0]["image"] == "localhost/does-not-exist:0"
+                           for p in pods(dcluster, dns, "app=rb")), what="one pod on the broken image")
+    stalled = {p["metadata"]["uid"] for p in pods(dcluster, dns, "app=rb")}
+    assert len(before & stalled) == 2
+    dcluster.kubectl("rollout", "undo", "ds/rb", "-n", dns)
+    wait_until(lambda: (d := get(dcluster, "ds", "rb", "-n", dns)).get("status", {}).get("observedGeneration") ==
+               d["metadata"]["generation"], what="the undo observed")  # before the broken pod may turn ready
+
+    def restored() -> bool:
+        make_running(dcluster, dns, "app=rb")
+        live = pods(dcluster, dns, "app=rb")
+        return len(live) == 3 and {p["spec"]["containers"][0]["image"] for p in live} == {"nginx:1.25"}
+
+    wait_until(restored, timeout=60, what="rolled back")
+    after = {p["metadata"]["uid"] for p in pods(dcluster, dns, "app=rb")}
+    assert len(before & after) == 2  # the two pods never updated were left alone

@@ -110,6 +110,7 @@ def test_job_failures_back_off_and_hit_the_backoff_limit(cluster: Cluster, ns: s
     wait_until(lambda: has_event(cluster, ns, "flaky", "BackoffLimitExceeded"), what="event")
 
 
+@pytest.mark.slow
 @pytest.mark.conformance("Ensure Pods of an Indexed Job get a unique index.")
 def test_indexed_job_gives_each_pod_its_index(cluster: Cluster, ns: str) -> None:
     apply(cluster, ns, job_manifest("idx", "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n"))
@@ -163,6 +164,7 @@ def test_pod_failure_policy_fails_the_job_on_an_exit_code(cluster: Cluster, ns: 
     assert other not in [p["metadata"]["name"] for p in live(cluster, ns, "pfp")]
 
 
+@pytest.mark.slow
 @pytest.mark.conformance("Ensure pod failure policy allows to ignore failure matching on the DisruptionTarget condition")
 def test_pod_failure_policy_ignores_disruptions(cluster: Cluster, ns: str) -> None:
     apply(cluster, ns, job_manifest("ign", """  backoffLimit: 0

@@ -43,7 +43,6 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 RESERVED_LABELS = (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)
-_DELETED = -1
 
 
 def endpoint_key(ep: Obj) -> tuple:
@@ -118,34 +117,42 @@ def pod_to_endpoint(pod: Obj, node: Obj | None, svc: Obj, ip: str) -> Obj:
     return ep
 
 
+def _version(obj: Obj) -> tuple[int, int]:
+    """(generation, resourceVersion) to order two versions of a slice; the resourceVersion breaks ties
+    where the server sets no generation (it is opaque upstream, an integer here)."""
+    m = obj.get("metadata") or {}
+    rv = m.get("resourceVersion") or "0"
+    return m.get("generation") or 0, int(rv) if rv.isdigit() else 0
+
+
 class SliceTracker:
-    """EndpointSliceTracker: the generation we last wrote for each slice of a service, so a sync from a
-    cache that has not seen our own writes yet waits instead of duplicating slices."""
+    """EndpointSliceTracker: the version we last wrote of each slice of a service, so a sync from a
+    cache that has not seen our own writes yet waits instead of duplicating endpoints."""
 
     def __init__(self) -> None:
-        self._by_service: dict[str, dict[str, int]] = {}
+        self._by_service: dict[str, dict[str, tuple[int, int] | None]] = {}
 
     def stale(self, svc_uid: str, slices: list[Obj]) -> bool:
-        seen = {s["metadata"].get("uid"): s["metadata"].get("generation") or 0 for s in slices}
+        seen = {s["metadata"].get("uid"): _version(s) for s in slices}
         expected = self._by_service.get(svc_uid, {})
-        for uid, gen in list(expected.items()):
-            if gen == _DELETED:
+        for uid, version in list(expected.items()):
+            if version is None:  # deleted by us
                 if uid in seen:
                     return True
                 del expected[uid]  # the cache has seen the deletion
-            elif uid not in seen or seen[uid] < gen:
+            elif uid not in seen or seen[uid] < version:
                 return True
         return False
 
     def written(self, svc_uid: str, obj: Obj) -> None:
-        m = obj.get("metadata") or {}
-        if m.get("uid"):
-            self._by_service.setdefault(svc_uid, {})[m["uid"]] = m.get("generation") or 0
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid:
+            self._by_service.setdefault(svc_uid, {})[uid] = _version(obj)
 
     def deleted(self, svc_uid: str, obj: Obj) -> None:
         uid = (obj.get("metadata") or {}).get("uid")
         if uid:
-            self._by_service.setdefault(svc_uid, {})[uid] = _DELETED
+            self._by_service.setdefault(svc_uid, {})[uid] = None
 
     def forget(self, svc_uid: str) -> None:
         self._by_service.pop(svc_uid, None)

@@ -117,7 +117,9 @@ class DaemonSetController:
         self.node_informer = factory.informer("", "v1", "nodes")
         self.cr_informer = factory.informer("apps", "v1", "controllerrevisions")
         self.recorder = EventRecorder(client, "daemonset-controller")
-        self.expectations = ControllerExpectations()
+        # creations and deletions are expected side by side in one sync (upstream's SetExpectations)
+        self.creations = ControllerExpectations()
+        self.deletions = ControllerExpectations()
         self.failed_backoff: dict[str, tuple[float, float]] = {}  # ds key/node -> (delay, until)
         self.controller = Controller("daemonset-controller", self.sync, workers=workers)
         self.controller.watch(self.ds_informer)
@@ -148,7 +150,7 @@ class DaemonSetController:
             return
         key = self._owner_key(pod)
         if key:
-            self.expectations.creation_observed(key)
+            self.creations.creation_observed(key)
             self.controller.enqueue(key)
         elif controller_ref(pod) is None:
             for k in self._matching(pod):
@@ -157,6 +159,8 @@ class DaemonSetController:
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
             return
+        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(new)  # a graceful deletion counts as observed once it starts
         old_key, new_key = self._owner_key(old), self._owner_key(new)
         if old_key and old_key != new_key:
             self.controller.enqueue(old_key)
@@ -173,7 +177,7 @@ class DaemonSetController:
     def _pod_deleted(self, pod: Obj) -> None:
         key = self._owner_key(pod)
         if key:
-            self.expectations.deletion_observed(key, pod["metadata"].get("uid", ""))
+            self.deletions.deletion_observed(key, pod["metadata"].get("uid", ""))
             self.controller.enqueue(key)
 
     def _node_changed(self, node: Obj) -> None:
@@ -193,12 +197,16 @@ class DaemonSetController:
         if key:
             self.controller.enqueue(key)
 
+    def _satisfied(self, key: str) -> bool:
+        return self.creations.satisfied(key) and self.deletions.satisfied(key)
+
     # ---------------------------------------------------------------- sync
     async def sync(self, key: str) -> float | None:
         ns, name = split_meta_namespace_key(key)
         ds = self.ds_informer.store.get(ns, name)
         if ds is None:
-            self.expectations.delete(key)
+            self.creations.delete(key)
+            self.deletions.delete(key)
             return None
         selector = _selector(ds)
         if selector.empty():
@@ -209,14 +217,14 @@ class DaemonSetController:
         node_to_pods = await self._nodes_to_daemon_pods(ds, selector)
         cur, old = await self._construct_history(ds)
         hash_ = ((cur.get("metadata") or {}).get("labels") or {}).get(history.CONTROLLER_REVISION_HASH_LABEL, "")
-        if ds["metadata"].get("deletionTimestamp") or not self.expectations.satisfied(key):
+        if ds["metadata"].get("deletionTimestamp") or not self._satisfied(key):
             await self._update_status(ds, nodes, node_to_pods, hash_)
             return None
         requeue: float | None = None
         err: Exception | None = None
         try:
             requeue = await self._manage(ds, key, nodes, node_to_pods, hash_)
-            if self.expectations.satisfied(key) and is_rolling_update(ds):
+            if self._satisfied(key) and is_rolling_update(ds):
                 await self._rolling_update(ds, key, nodes, node_to_pods, hash_)
             await self._cleanup_history(ds, old, node_to_pods)
         except Exception as e:
@@ -411,11 +419,8 @@ class DaemonSetController:
         to_delete = to_delete[:BURST_REPLICAS]
         if not nodes_needing and not to_delete:
             return
-        self.expectations.expect_creations(key, len(nodes_needing))
-        e = self.expectations._store.get(key)
-        if e is not None:
-            e.delete = len(to_delete)
-            e.deleting = {p["metadata"]["uid"] for p in to_delete}
+        self.creations.expect_creations(key, len(nodes_needing))
+        self.deletions.expect_deletions(key, [p["metadata"]["uid"] for p in to_delete])
         template = dsutil.new_daemon_pod_template(ds, hash_)
         generation = _template_generation(ds)
         if generation is None:
@@ -438,7 +443,7 @@ class DaemonSetController:
             try:
                 created = await self.pods.create(pod, namespace=pm["namespace"])
             except StatusError as e:
-                self.expectations.creation_observed(key)
+                self.creations.creation_observed(key)
                 if e.code == 403 and "being terminated" in e.message:
                     return
                 self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e.message}")
@@ -454,7 +459,7 @@ class DaemonSetController:
             if errs:
                 errors.extend(errs)
                 for _ in pending:  # skipped creations will never be observed
-                    self.expectations.creation_observed(key)
+                    self.creations.creation_observed(key)
                 break
             batch *= 2
 
@@ -463,7 +468,7 @@ class DaemonSetController:
             try:
                 await self.pods.delete(m["name"], namespace=m["namespace"], preconditions={"uid": m["uid"]})
             except StatusError as e:
-                self.expectations.deletion_observed(key, m["uid"])
+                self.deletions.deletion_observed(key, m["uid"])
                 if e.code == 404:
                     return
                 self.recorder.event(ds, "Warning", "FailedDelete", f"Error deleting: {e.message}")
