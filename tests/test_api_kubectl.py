@@ -294,6 +294,9 @@ def test_field_selectors(cluster, ns):
                           "-o", "name").stdout
     assert "configmap/fs-a" in out and "fs-b" not in out
     r = cluster.kubectl("-n", ns, "get", "cm", "--field-selector", "spec.foo=bar", check=False)
+    assert r.returncode == 1
+    assert '"spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace"' in r.stderr
+    r = cluster.kubectl("-n", ns, "get", "pods", "--field-selector", "spec.foo=bar", check=False)
     assert r.returncode == 1 and "field label not supported: spec.foo" in r.stderr
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -97,6 +98,11 @@ def parse_desired(cm: Obj | None) -> tuple[dict[str, dict], Settings]:
     return nodes, settings
 
 
+def _natural(name: str) -> tuple:
+    """sim-node-2 before sim-node-10."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
 class SimulatedNodes:
     """The simulator component; `start()` then `stop()`."""
 
@@ -123,6 +129,8 @@ class SimulatedNodes:
         self._leases: dict[str, Obj] = {}
         self._node_ips: dict[str, str] = {}
         self._cidrs: dict[str, str] = {}
+        self._next_ip = 1  # search hints: allocation stays linear with thousands of nodes
+        self._next_cidr = 0
         self._tasks: list[asyncio.Task] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -184,6 +192,11 @@ class SimulatedNodes:
             return
         old, old_settings = self.desired, self.settings
         self.desired, self.settings = parse_desired(cm)
+        if self.node_informer.has_synced:  # addresses in name order, whatever order workers run in
+            for name in sorted(set(self.desired) - set(old), key=_natural):
+                if self.node_informer.store.get(None, name) is None:
+                    self._allocate_node_ip(name)
+                    self._allocate_cidr(name)
         for name in set(old) | set(self.desired):
             if old.get(name) != self.desired.get(name) or self.settings != old_settings:
                 self.node_controller.enqueue(name)
@@ -226,11 +239,15 @@ class SimulatedNodes:
         if ip:
             return ip
         used = set(self._node_ips.values())
-        for host in NODE_IP_RANGE.hosts():
-            if host.packed[-1] in (0, 255) or str(host) in used:
+        base, size = int(NODE_IP_RANGE.network_address), NODE_IP_RANGE.num_addresses
+        for i in range(self._next_ip, size):
+            if i % 256 in (0, 255):
                 continue
-            self._node_ips[name] = str(host)
-            return str(host)
+            addr = str(ipaddress.IPv4Address(base + i))
+            if addr not in used:
+                self._next_ip = i + 1
+                self._node_ips[name] = addr
+                return addr
         raise RuntimeError("simulated node IP range exhausted")
 
     def _allocate_cidr(self, name: str) -> str:
@@ -238,14 +255,22 @@ class SimulatedNodes:
         if cidr:
             return cidr
         used = set(self._cidrs.values())
-        for net in (self.cluster_cidr, OVERFLOW_POD_RANGE):
-            if net.prefixlen > 24:
+        ranges = [n for n in (self.cluster_cidr, OVERFLOW_POD_RANGE) if n.version == 4 and n.prefixlen <= 24]
+        index = self._next_cidr
+        for net in ranges:
+            count = 1 << (24 - net.prefixlen)
+            if index >= count:
+                index -= count
                 continue
-            for sub in net.subnets(new_prefix=24):
-                s = str(sub)
+            base = int(net.network_address)
+            while index < count:
+                s = f"{ipaddress.IPv4Address(base + (index << 8))}/24"
+                self._next_cidr += 1
+                index += 1
                 if s not in used:
                     self._cidrs[name] = s
                     return s
+            index = 0
         raise RuntimeError("simulated pod CIDRs exhausted")
 
     def _capacity(self, spec: dict) -> dict:

@@ -297,7 +297,15 @@ class Scheduler:
         for i in range(n):
             node = nodes[(start + i) % n]
             processed += 1
-            s = check(node)
+            if nominated_map and node.name in nominated_map:
+                s = self._filter_with_nominated(state, pi, node, filters)
+            else:  # run_filters inlined: this loop is the scheduler's hot path
+                s = None
+                for name, fn in filters:
+                    s = fn(state, pi, node)
+                    if s is not None:
+                        s.plugin = name
+                        break
             if s is None:
                 feasible.append(node)
                 if len(feasible) >= want:
@@ -320,16 +328,10 @@ class Scheduler:
 
     @staticmethod
     def _select_host(nodes: list[NodeInfo], scores: list[int]) -> str:
-        """selectHost: the highest score, uniformly at random among ties (reservoir sampling)."""
-        best, best_i, ties = -1, 0, 0
-        for i, s in enumerate(scores):
-            if s > best:
-                best, best_i, ties = s, i, 1
-            elif s == best:
-                ties += 1
-                if random.randrange(ties) == 0:
-                    best_i = i
-        return nodes[best_i].name
+        """selectHost: the highest score, uniformly at random among ties."""
+        best = max(scores)
+        ties = [i for i, s in enumerate(scores) if s == best]
+        return nodes[ties[0] if len(ties) == 1 else random.choice(ties)].name
 
     def _filter_with_nominated(self, state: CycleState, pi: PodInfo, node: NodeInfo,
                                filters: list) -> Status | None:
