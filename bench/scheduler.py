@@ -76,9 +76,15 @@ async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: in
     async def wait_bound(n: int, samples: list[float] | None = None) -> float:
         start = time.perf_counter()
         last_t, last_n = start, sched.scheduled
+        progress_t, progress_n = start, sched.scheduled
         while sched.scheduled < n:
             await asyncio.sleep(0.05)
             now = time.perf_counter()
+            if sched.scheduled != progress_n:
+                progress_t, progress_n = now, sched.scheduled
+            elif now - progress_t > 30:
+                raise RuntimeError(f"stalled at {sched.scheduled}/{n} bound; queue (active, backoff, "
+                                   f"unschedulable) = {sched.queue.pending_counts()}")
             if samples is not None and now - last_t >= 1.0:
                 samples.append((sched.scheduled - last_n) / (now - last_t))
                 last_t, last_n = now, sched.scheduled
@@ -93,7 +99,10 @@ async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: in
     t = time.perf_counter()
     await gather_limited(client.pods.create(pod_body(init_pods + i)) for i in range(num_pods))
     t_create = time.perf_counter() - t
-    while len(sched.queue._active) < num_pods:  # the informer has queued them all
+    deadline = time.perf_counter() + 60
+    while sched.queue.pending_counts()[0] < num_pods:  # the informer has queued them all
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"only {sched.queue.pending_counts()} of {num_pods} pods queued")
         await asyncio.sleep(0.05)
     samples: list[float] = []
     sched._loop_task = asyncio.get_running_loop().create_task(sched.run())

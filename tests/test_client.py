@@ -229,10 +229,22 @@ def test_owner_references():
 # End to end against a real kubelite
 
 
+@pytest.fixture(scope="module")
+def bare_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """An API server alone: no controllers writing beside the client under test, a short watch history."""
+    from conftest import _make_cluster
+
+    c = _make_cluster(tmp_path_factory, ["--disable-controller-manager", "--disable-scheduler",
+                                         "--default-watch-cache-size", "50"])
+    c.start()
+    yield c
+    c.stop()
+
+
 @contextlib.asynccontextmanager
 async def _client(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
     if kind == "http":
-        cluster = request.getfixturevalue("cluster")
+        cluster = request.getfixturevalue("bare_cluster")
         client = Client.from_kubeconfig(cluster.kubeconfig)
         try:
             yield client
@@ -245,7 +257,8 @@ async def _client(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Cl
     from kubelite.apiserver.controlplane import ControlPlane
 
     tmp = request.getfixturevalue("tmp_path_factory").mktemp("inproc")
-    plane = ControlPlane(ServerConfig(data_dir=str(tmp), port=free_port(), controllers=False, scheduler=False))
+    plane = ControlPlane(ServerConfig(data_dir=str(tmp), port=free_port(), controllers=False, scheduler=False,
+                                      watch_history=50))
     await plane.start()
     try:
         yield Client.in_process(plane.service)
@@ -311,9 +324,9 @@ async def test_crud_and_errors(client: Client, ns: str) -> None:
         await cms.list(ns, label_selector="a b")
     assert e.value.code == 400 and "found 'b', expected: in, notin, =, ==, !=, gt, lt" in e.value.message
 
-    page = await cms.list(ns, limit=1)
+    page = await cms.list(ns, limit=1, label_selector="app")
     assert len(page["items"]) == 1 and page["metadata"].get("continue")
-    rest = await cms.list(ns, limit=1, continue_=page["metadata"]["continue"])
+    rest = await cms.list(ns, limit=1, label_selector="app", continue_=page["metadata"]["continue"])
     assert [o["metadata"]["name"] for o in page["items"] + rest["items"]] == ["one", "two"]
 
     await cms.delete("one", ns)
@@ -346,6 +359,10 @@ async def test_watch_streams_events_from_a_resource_version(client: Client, ns: 
     await asyncio.wait_for(task, 20)
     assert seen == [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")]
 
+    # push revision 1 out of the server's watch history (50 events in these clusters)
+    await cms.create(_cm("filler"), namespace=ns)
+    for i in range(60):
+        await cms.patch("filler", {"data": {"i": str(i)}}, namespace=ns)
     with pytest.raises(StatusError) as e:
         async for _ in cms.watch(ns, resource_version="1", timeout_seconds=5):
             pass

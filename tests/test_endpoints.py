@@ -296,7 +296,7 @@ def test_thousand_pods_truncate_endpoints_and_fill_slices_of_100(cluster, ns, co
     assert ep["metadata"]["annotations"]["endpoints.kubernetes.io/over-capacity"] == "truncated"
     assert len(ready_ips(ep)) == 1000
     slices = wait_for(lambda: (s := slices_of(cluster, ns, "big")) and
-                      sum(len(x.get("endpoints") or []) for x in s) == n and s, timeout=120)
+                      sum(len(x.get("endpoints") or []) for x in s) == n and s, timeout=300)
     sizes = sorted(len(x["endpoints"]) for x in slices)
     assert max(sizes) == 100 and len(slices) == 11, sizes
     assert len(slice_endpoints(slices)) == n

@@ -4,6 +4,7 @@ the other tests; the tests play the kubelet (Ready pods) since no node agent run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from conftest import Cluster, _make_cluster
 from test_workloads_support import (
+    Kubelet,
     apply,
     get,
     has_event,
@@ -29,9 +31,10 @@ NODES = ("ds-n1", "ds-n2", "ds-n3")
 def dcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = _make_cluster(tmp_path_factory)
     c.start()
-    for name in NODES:
-        register_node(c, name, labels={"disk": "ssd" if name != "ds-n3" else "hdd"})
-    yield c
+    with contextlib.ExitStack() as kubelets:
+        for name in NODES:
+            kubelets.enter_context(Kubelet(c, name, labels={"disk": "ssd" if name != "ds-n3" else "hdd"}, interval=5))
+        yield c
     c.stop()
 
 

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from conftest import Cluster, _make_cluster
-from test_workloads_support import get, has_event, heartbeat, register_node, wait_until
+from test_workloads_support import Kubelet, get, has_event, heartbeat, wait_until
 
 GRACE = 4
 
 
 @pytest.fixture(scope="module")
 def ncluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The cluster, with one healthy node throughout: were every node lost, the node lifecycle
+    controller would blame itself (full disruption) and evict nothing, as upstream's does."""
     old = os.environ.get("KUBELITE_NODE_MONITOR_GRACE_PERIOD")
     os.environ["KUBELITE_NODE_MONITOR_GRACE_PERIOD"] = str(GRACE)
     try:
@@ -29,36 +30,9 @@ def ncluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             os.environ.pop("KUBELITE_NODE_MONITOR_GRACE_PERIOD", None)
         else:
             os.environ["KUBELITE_NODE_MONITOR_GRACE_PERIOD"] = old
-    yield c
+    with Kubelet(c, "anchor-1"):
+        yield c
     c.stop()
-
-
-class Kubelet:
-    """Heartbeats for a node in a thread until stopped: the node's kubelet, alive."""
-
-    def __init__(self, cluster: Cluster, name: str):
-        self.cluster, self.name = cluster, name
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop_event.wait(1.0):
-            try:
-                heartbeat(self.cluster, self.name)
-            except AssertionError:
-                pass
-
-    def __enter__(self) -> Kubelet:
-        register_node(self.cluster, self.name)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(5)
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def node_pod(cluster: Cluster, ns: str, name: str, node: str, toleration_seconds: int | None) -> None:
@@ -134,6 +108,7 @@ def test_lost_node_goes_unknown_tainted_and_its_pods_are_evicted(ncluster: Clust
         wait_until(lambda: ready_condition(ncluster, "lost-1")["status"] == "True", what="ready again")
         wait_until(lambda: not {k for k, _ in taints(ncluster, "lost-1")} & {"node.kubernetes.io/unreachable"},
                    what="taints removed")
+    ncluster.kubectl("delete", "node", "lost-1")
 
 
 @pytest.mark.conformance("Taint, Pod Eviction on taint removal")
@@ -156,6 +131,7 @@ def test_removing_the_taint_cancels_the_eviction(ncluster: Cluster) -> None:
         time.sleep(6)
         assert not get(ncluster, "pod", "patient", "-n", ns)["metadata"].get("deletionTimestamp")
         assert has_event(ncluster, ns, "patient", "TaintManagerEviction", f"Cancelling deletion of Pod {ns}/patient")
+    ncluster.kubectl("delete", "node", "taint-1")
 
 
 @pytest.mark.slow
@@ -185,3 +161,82 @@ def test_node_reporting_not_ready_gets_the_not_ready_taints(ncluster: Cluster) -
         heartbeat(ncluster, "sick-1")
         wait_until(lambda: not {k for k, _ in taints(ncluster, "sick-1")} & {"node.kubernetes.io/not-ready"},
                    what="not-ready taints lifted")
+    ncluster.kubectl("delete", "node", "sick-1")
+
+
+def test_zone_disruption_states() -> None:
+    from kubelite.controllers.node_lifecycle import zone_state, zone_states
+
+    def node(name: str, ready: str, zone: str = "") -> dict:
+        labels = {"topology.kubernetes.io/zone": zone} if zone else {}
+        return {"metadata": {"name": name, "labels": labels},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+    assert zone_state(0, 1) == "FullDisruption"  # a one-node cluster whose node is lost evicts nothing
+    assert zone_state(1, 1) == "Normal"
+    assert zone_state(2, 2) == "Normal"  # at most two lost nodes are never a disruption
+    assert zone_state(2, 3) == "PartialDisruption"
+    states = zone_states([node("a", "True", "z1"), node("b", "Unknown", "z2"), node("c", "False", "z2")])
+    assert {z.split(":")[-1]: st for z, (st, _) in states.items()} == {"z1": "Normal", "z2": "FullDisruption"}
+
+
+@pytest.fixture(scope="module")
+def simcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    old = os.environ.get("KUBELITE_NODE_MONITOR_GRACE_PERIOD")
+    os.environ["KUBELITE_NODE_MONITOR_GRACE_PERIOD"] = str(GRACE)
+    try:
+        c = _make_cluster(tmp_path_factory, ["--simulated-nodes", "3"])
+        c.start()
+    finally:
+        if old is None:
+            os.environ.pop("KUBELITE_NODE_MONITOR_GRACE_PERIOD", None)
+        else:
+            os.environ["KUBELITE_NODE_MONITOR_GRACE_PERIOD"] = old
+    yield c
+    c.stop()
+
+
+@pytest.mark.slow
+def test_killed_simulated_node_with_daemonset_and_evictions(simcluster: Cluster) -> None:
+    """With the scheduler and simulated kubelets: a DaemonSet fills the nodes; killing one node's
+    kubelet makes it Unknown and tainted; its ordinary pod is evicted after tolerationSeconds while
+    the daemon pod, which tolerates unreachable nodes, stays."""
+    c = simcluster
+    ns = new_ns(c)
+    wait_until(lambda: len(get(c, "nodes")["items"]) == 3, what="3 simulated nodes")
+    c.kubectl("apply", "-n", ns, "-f", "-", input="""
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: main, image: busybox, command: [sleep, "3600"]}]
+""")
+    wait_until(lambda: (get(c, "ds", "agent", "-n", ns).get("status") or {}).get("numberAvailable") == 3, timeout=60,
+               what="3 daemon pods available")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "worker", "namespace": ns},
+           "spec": {"nodeName": "sim-node-1", "containers": [{"name": "main", "image": "busybox",
+                                                              "command": ["sleep", "3600"]}],
+                    "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                                     "effect": "NoExecute", "tolerationSeconds": 3}]}}
+    c.kubectl("create", "-f", "-", input=json.dumps(pod))
+    wait_until(lambda: (get(c, "pod", "worker", "-n", ns).get("status") or {}).get("phase") == "Running",
+               what="worker running")
+    c.kubectl("patch", "configmap", "kubelite-simulated-nodes", "-n", "kube-system", "--type=merge",
+              "-p", json.dumps({"data": {"sim-node-1": json.dumps({"state": "Killed"})}}))
+    wait_until(lambda: ready_condition(c, "sim-node-1")["status"] == "Unknown", timeout=GRACE + 30,
+               what="sim-node-1 Unknown")
+    wait_until(lambda: ("node.kubernetes.io/unreachable", "NoExecute") in taints(c, "sim-node-1"), what="tainted")
+    wait_until(lambda: get(c, "pod", "worker", "-n", ns)["metadata"].get("deletionTimestamp"), timeout=20,
+               what="worker evicted")
+    daemon = [p for p in get(c, "pods", "-n", ns, "-l", "app=agent")["items"]
+              if p["spec"].get("nodeName") == "sim-node-1"]
+    assert daemon and not daemon[0]["metadata"].get("deletionTimestamp")
+    # as upstream: daemons do not tolerate unreachable:NoSchedule, so the lost node no longer counts as
+    # desired and its surviving pod is reported misscheduled
+    st = wait_until(lambda: (s := get(c, "ds", "agent", "-n", ns)["status"]).get("numberMisscheduled") == 1 and s,
+                    what="status")
+    assert st["desiredNumberScheduled"] == 2

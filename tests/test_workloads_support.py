@@ -5,6 +5,7 @@ and move pods to Running/Ready/Succeeded/Failed through the status subresource."
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -74,6 +75,34 @@ def heartbeat(cluster, name: str) -> None:
              "metadata": {"name": name, "namespace": "kube-node-lease"},
              "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now(micro=True)}}
     cluster.kubectl("apply", "-f", "-", input=json.dumps(lease))
+
+
+class Kubelet:
+    """Heartbeats for a node in a thread until stopped: the node's kubelet, alive."""
+
+    def __init__(self, cluster: Any, name: str, labels: dict | None = None, interval: float = 1.0):
+        self.cluster, self.name, self.labels, self.interval = cluster, name, labels, interval
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            try:
+                heartbeat(self.cluster, self.name)
+            except AssertionError:
+                pass
+
+    def __enter__(self) -> Kubelet:
+        register_node(self.cluster, self.name, self.labels)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(5)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 # ------------------------------------------------------------------ pods

@@ -16,6 +16,8 @@ COMMANDS = {
     "down": ("down", "stop the control plane started by `kubelite up`"),
     "status": ("status", "tell whether the control plane runs (exit 0) or not (exit 3)"),
     "kubeconfig": ("kubeconfig", "print the admin kubeconfig"),
+    "images": ("images", "import and list the node's container images"),
+    "nodes": ("nodes", "add, remove or kill simulated nodes of a running cluster"),
 }
 
 
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_data_dir(p)
     p.add_argument("--context", default="kubelite", metavar="NAME",
                    help="name of the cluster, user and context (default: kubelite)")
+    importlib.import_module("kubelite.cli.images").add_parser(sub)
+    importlib.import_module("kubelite.cli.nodes").add_parser(sub, COMMANDS["nodes"][1])
     return parser
 
 

@@ -24,6 +24,7 @@ from kubelite.client.events import EventRecorder, object_reference
 from kubelite.client.informer import SharedInformerFactory, split_meta_namespace_key
 from kubelite.controllers.job.util import find_condition, is_finished
 from kubelite.controllers.refmanager import controller_ref
+from kubelite.controllers.workloads import requeue_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class CronJobController:
             return None
         return f"{job['metadata'].get('namespace')}/{ref.get('name', '')}"
 
+    @requeue_on_conflict
     async def sync(self, key: str) -> float | None:
         ns, name = split_meta_namespace_key(key)
         shared = self.cj_informer.store.get(ns, name)
@@ -298,8 +300,9 @@ class CronJobController:
                     return until_next(), changed
                 created = existing
             else:
-                if not (e.code == 403 and "being terminated" in e.message):
-                    self.recorder.event(cj, "Warning", "FailedCreate", f"Error creating job: {e.message}")
+                if e.code == 403 and "being terminated" in e.message:
+                    return None, changed  # the namespace is going away with us
+                self.recorder.event(cj, "Warning", "FailedCreate", f"Error creating job: {e.message}")
                 raise
         else:
             self.recorder.event(cj, "Normal", "SuccessfulCreate", f"Created job {created['metadata']['name']}")

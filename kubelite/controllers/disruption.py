@@ -21,6 +21,7 @@ from kubelite.client.events import EventRecorder
 from kubelite.client.informer import SharedInformerFactory, split_meta_namespace_key
 from kubelite.controllers import podutil
 from kubelite.controllers.refmanager import controller_ref
+from kubelite.controllers.workloads import requeue_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class DisruptionController:
             self.controller.enqueue(pdb)
 
     # ---------------------------------------------------------------- sync
+    @requeue_on_conflict
     async def sync(self, key: str) -> float | None:
         ns, name = split_meta_namespace_key(key)
         pdb = self.pdb_informer.store.get(ns, name)

@@ -46,6 +46,36 @@ CONDITION_TAINTS = {
 TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 CONDITION_TAINT_KEYS = set(CONDITION_TAINTS.values()) | {TAINT_UNSCHEDULABLE}
 MONITORED_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+UNHEALTHY_ZONE_THRESHOLD = 0.55
+LARGE_CLUSTER_SIZE_THRESHOLD = 50
+NORMAL, PARTIAL_DISRUPTION, FULL_DISRUPTION = "Normal", "PartialDisruption", "FullDisruption"
+
+
+def zone_key(node: Obj) -> str:
+    """nodetopology.GetZoneKey: region and zone labels ("" when the node has neither)."""
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    region = labels.get("topology.kubernetes.io/region") or labels.get("failure-domain.beta.kubernetes.io/region", "")
+    zone = labels.get("topology.kubernetes.io/zone") or labels.get("failure-domain.beta.kubernetes.io/zone", "")
+    return f"{region}:\x00:{zone}" if region or zone else ""
+
+
+def zone_state(ready: int, not_ready: int) -> str:
+    """ComputeZoneState: no ready node is a full disruption; more than two and 55 % not ready, partial."""
+    if ready == 0 and not_ready > 0:
+        return FULL_DISRUPTION
+    if not_ready > 2 and not_ready / (ready + not_ready) >= UNHEALTHY_ZONE_THRESHOLD:
+        return PARTIAL_DISRUPTION
+    return NORMAL
+
+
+def zone_states(nodes: list[Obj]) -> dict[str, tuple[str, int]]:
+    """zone -> (state, size) over the nodes' Ready conditions."""
+    counts: dict[str, list[int]] = {}
+    for n in nodes:
+        c = get_condition(n, "Ready")
+        ok = c is not None and c.get("status") == "True"
+        counts.setdefault(zone_key(n), [0, 0])[0 if ok else 1] += 1
+    return {z: (zone_state(r, nr), r + nr) for z, (r, nr) in counts.items()}
 
 
 def monitor_grace_period() -> float:
@@ -216,6 +246,18 @@ class NodeLifecycleController:
             want_no_execute = TAINT_NOT_READY
         elif ready_status == "Unknown":
             want_no_execute = TAINT_UNREACHABLE
+        # handleDisruption: when every zone has lost all its nodes the control plane is the likely
+        # culprit, so nothing is evicted (taints lifted); a zone in partial disruption of a small
+        # cluster gets no new NoExecute taints (eviction rate 0)
+        name = node["metadata"]["name"]
+        nodes = [node if n["metadata"]["name"] == name else n for n in self.node_informer.store.list()]
+        states = zone_states(nodes)
+        keep_only = False
+        if states and all(st == FULL_DISRUPTION for st, _ in states.values()):
+            want_no_execute = None
+        else:
+            st, size = states.get(zone_key(node), (NORMAL, 1))
+            keep_only = st == PARTIAL_DISRUPTION and size <= LARGE_CLUSTER_SIZE_THRESHOLD
         new: list[Obj] = []
         for t in taints:
             if t.get("effect") == "NoExecute" and t.get("key") in (TAINT_NOT_READY, TAINT_UNREACHABLE):
@@ -225,7 +267,8 @@ class NodeLifecycleController:
             if t.get("effect") == "NoSchedule" and t.get("key") in CONDITION_TAINT_KEYS:
                 continue
             new.append(t)
-        if want_no_execute and not any(t.get("key") == want_no_execute and t.get("effect") == "NoExecute" for t in new):
+        if want_no_execute and not keep_only and \
+                not any(t.get("key") == want_no_execute and t.get("effect") == "NoExecute" for t in new):
             new.append({"key": want_no_execute, "effect": "NoExecute", "timeAdded": now})
         no_schedule = []
         for c in (node.get("status") or {}).get("conditions") or []:

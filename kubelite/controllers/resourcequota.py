@@ -18,6 +18,7 @@ from kubelite.api.errors import StatusError
 from kubelite.api.kinds.common import format_quantity, parse_quantity, quantity_format
 from kubelite.client.controller import Controller
 from kubelite.client.informer import SharedInformerFactory, split_meta_namespace_key
+from kubelite.controllers.workloads import requeue_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,7 @@ class ResourceQuotaController:
         inf.add_handler(changed, lambda old, new: changed(new), changed)
         return inf
 
+    @requeue_on_conflict
     async def sync(self, key: str) -> float | None:
         ns, name = split_meta_namespace_key(key)
         quota = self.quota_informer.store.get(ns, name)

@@ -23,6 +23,7 @@ from kubelite.client.informer import SharedInformerFactory, split_meta_namespace
 from kubelite.controllers import controller_revisions as history
 from kubelite.controllers import podutil
 from kubelite.controllers.refmanager import ControllerRefManager, controller_ref, recheck_owner
+from kubelite.controllers.workloads import requeue_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class StatefulSetController:
         return None
 
     # ---------------------------------------------------------------- sync
+    @requeue_on_conflict
     async def sync(self, key: str) -> float | None:
         ns, name = split_meta_namespace_key(key)
         sts = self.sts_informer.store.get(ns, name)

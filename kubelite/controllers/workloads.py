@@ -9,9 +9,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+CONFLICT_RETRY = 0.3
+
+
+def requeue_on_conflict(sync: Callable[[Any, str], Awaitable[float | None]]) -> Callable[[Any, str], Awaitable[float | None]]:
+    """A 409 from a write based on the informer cache only means the cache is behind our own last
+    write: sync the key again shortly instead of logging an error and backing off."""
+    @functools.wraps(sync)
+    async def wrapper(self: Any, key: str) -> float | None:
+        from kubelite.api.errors import StatusError
+
+        try:
+            return await sync(self, key)
+        except StatusError as e:
+            if e.code == 409 and e.reason == "Conflict":
+                return CONFLICT_RETRY
+            raise
+    return wrapper
 
 
 def controllers(client: Any, factory: Any, config: Any = None) -> list[Any]:

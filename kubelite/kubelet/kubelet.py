@@ -113,7 +113,7 @@ class Kubelet:
                                 volumes=VolumeManager(self.client, cfg.pods_dir), probes=self.probes,
                                 node_ip=self.node_ip, runtime_name=version.runtime_name, allocatable=capacity,
                                 memory_capacity=int(parse_quantity(capacity["memory"])), services=services)
-        self.pod_informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
+        self.pod_informer.add_handler(on_add=self._on_pod, on_update=self._on_pod_update,
                                       on_delete=self._on_pod_deleted)
         await self.factory.start()
         await self.factory.wait_for_sync(30)
@@ -161,6 +161,15 @@ class Kubelet:
         self._uid_key[uid] = f"{meta.get('namespace')}/{meta.get('name')}"
         self._gone.pop(uid, None)
         self.workers.wake(uid)
+
+    def _on_pod_update(self, old: dict, new: dict) -> None:
+        """Our own status writes come back as updates: they need no sync (else every write would
+        trigger another, and e.g. ErrImagePull would turn into ImagePullBackOff at once)."""
+        om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+        if (old.get("spec") != new.get("spec") or om.get("uid") != nm.get("uid")
+                or om.get("deletionTimestamp") != nm.get("deletionTimestamp")
+                or om.get("labels") != nm.get("labels") or om.get("annotations") != nm.get("annotations")):
+            self._on_pod(new)
 
     def _on_pod_deleted(self, pod: dict) -> None:
         uid = (pod.get("metadata") or {}).get("uid", "")

@@ -28,7 +28,7 @@ def _parse_ts(ts: bytes) -> float:
     return t + (float("0." + frac) if frac else 0.0)
 
 
-def parse_lines(data: bytes) -> tuple[list[tuple[bytes, bytes, bytes]], bytes]:
+def parse_lines(data: bytes, final: bool = False) -> tuple[list[tuple[bytes, bytes, bytes]], bytes]:
     """Complete log lines as (timestamp, stream, content with newline); partial (P) records are joined.
     Returns the lines and the unconsumed tail of `data` (an incomplete last record)."""
     out: list[tuple[bytes, bytes, bytes]] = []
@@ -52,6 +52,9 @@ def parse_lines(data: bytes) -> tuple[list[tuple[bytes, bytes, bytes]], bytes]:
             pending[stream] = (ts0, buf + content)
             continue
         out.append((ts0, stream, buf + content + b"\n"))
+    if final:  # the writer is done: an unfinished line is shown as it is, without a newline
+        out.extend((ts, stream, buf) for stream, (ts, buf) in pending.items())
+        return out, b""
     # unfinished partial lines are handed back, re-serialized, to be completed by later data
     rest = b"".join(ts + b" " + stream + b" P " + buf + b"\n" for stream, (ts, buf) in pending.items())
     return out, rest + data[start:]
@@ -89,7 +92,7 @@ async def stream_log(path: str, write: Callable[[bytes], Awaitable[None]], opts:
         return
     with f:
         data = f.read()
-        lines, rest = parse_lines(data)
+        lines, rest = parse_lines(data, final=not opts.follow)
         if opts.tail_lines is not None:
             lines = lines[-opts.tail_lines:] if opts.tail_lines > 0 else []
         if not await emit(lines) or not opts.follow:
@@ -107,10 +110,8 @@ async def stream_log(path: str, write: Callable[[bytes], Awaitable[None]], opts:
             if now - last_check >= 1.0:
                 last_check = now
                 if not await running():
-                    chunk = f.read()
-                    if chunk:
-                        lines, rest = parse_lines(rest + chunk)
-                        await emit(lines)
+                    lines, rest = parse_lines(rest + f.read(), final=True)
+                    await emit(lines)
                     return
             if not os.path.exists(path):
                 return

@@ -28,6 +28,7 @@ from kubelite.controllers.daemonset import predicates
 from kubelite.controllers.daemonset import util as dsutil
 from kubelite.controllers.expectations import ControllerExpectations
 from kubelite.controllers.refmanager import ControllerRefManager, controller_ref, recheck_owner
+from kubelite.controllers.workloads import requeue_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class DaemonSetController:
         return self.creations.satisfied(key) and self.deletions.satisfied(key)
 
     # ---------------------------------------------------------------- sync
+    @requeue_on_conflict
     async def sync(self, key: str) -> float | None:
         ns, name = split_meta_namespace_key(key)
         ds = self.ds_informer.store.get(ns, name)

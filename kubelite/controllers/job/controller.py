@@ -27,6 +27,7 @@ from kubelite.controllers import podutil
 from kubelite.controllers.expectations import ControllerExpectations
 from kubelite.controllers.job import util as ju
 from kubelite.controllers.refmanager import ControllerRefManager, controller_ref, recheck_owner
+from kubelite.controllers.workloads import requeue_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class JobController:
         return True
 
     # ---------------------------------------------------------------- sync
+    @requeue_on_conflict
     async def sync(self, key: str) -> float | None:
         ns, name = split_meta_namespace_key(key)
         shared = self.job_informer.store.get(ns, name)

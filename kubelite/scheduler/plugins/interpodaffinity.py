@@ -75,24 +75,25 @@ class InterPodAffinity(Plugin):
         return None
 
     def filter(self, state, pod, node):
+        """Upstream's order: the pod's affinity, its anti-affinity, then existing pods' anti-affinity."""
         st: _State = state[self.name]
         labels = node.labels
-        for (k, v), n in st.existing_anti.items():
-            if n > 0 and labels.get(k) == v:
-                return unschedulable(ERR_EXISTING_ANTI)
+        if pod.required_affinity:
+            if not st.affinity and st.self_match:
+                if not all(t.topology_key in labels for t in pod.required_affinity):
+                    return unresolvable(ERR_AFFINITY)
+            else:
+                for t in pod.required_affinity:
+                    v = labels.get(t.topology_key)
+                    if v is None or not st.affinity.get((t.topology_key, v)):
+                        return unresolvable(ERR_AFFINITY)
         for t in pod.required_anti_affinity:
             v = labels.get(t.topology_key)
             if v is not None and st.anti_affinity.get((t.topology_key, v)):
                 return unschedulable(ERR_ANTI_AFFINITY)
-        if pod.required_affinity:
-            if not st.affinity and st.self_match:
-                if all(t.topology_key in labels for t in pod.required_affinity):
-                    return None
-                return unresolvable(ERR_AFFINITY)
-            for t in pod.required_affinity:
-                v = labels.get(t.topology_key)
-                if v is None or not st.affinity.get((t.topology_key, v)):
-                    return unresolvable(ERR_AFFINITY)
+        for (k, v), n in st.existing_anti.items():
+            if n > 0 and labels.get(k) == v:
+                return unschedulable(ERR_EXISTING_ANTI)
         return None
 
     def pre_score(self, state, pod, nodes):

@@ -1,0 +1,117 @@
+"""Local test images and a real-node cluster for the kubelet tests (no registry is reachable).
+
+`build_images(dir)` writes busybox (`localhost/busybox:1`) and pause tarballs from the host's
+busybox-static. `NodeCluster` starts kubelite with `--kubelet` (a private containerd, its own
+bridge and pod CIDR so clusters never collide) and, on teardown, removes every sandbox (CNI DEL
+releases the IPs and iptables rules), stops containerd and deletes the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+BUSYBOX = "localhost/busybox:1"
+
+
+def build_images(directory: str) -> dict[str, str]:
+    from kubelite.runtime import images
+
+    os.makedirs(directory, exist_ok=True)
+    layer = images.busybox_layer()
+    bb = images.build_busybox_image(os.path.join(directory, "busybox.tar"), BUSYBOX, ["/bin/sh"], layer=layer)
+    pause = images.build_busybox_image(os.path.join(directory, "pause.tar"), images.PAUSE_IMAGE,
+                                       ["/bin/sleep", "2147483647"], layer=layer)
+    return {BUSYBOX: bb, images.PAUSE_IMAGE: pause}
+
+
+def skip_unless_node_possible() -> None:
+    """pytest.skip with the reason when this host cannot run a real node."""
+    if sys.platform != "linux":
+        pytest.skip("the kubelet needs Linux")
+    if os.geteuid() != 0:
+        pytest.skip("the kubelet needs root")
+    from kubelite.runtime.cri.containerd import missing_requirements
+
+    problems = missing_requirements("/usr/lib/cni")
+    if problems:
+        pytest.skip("; ".join(problems))
+    try:
+        from kubelite.runtime.images import find_busybox
+
+        find_busybox()
+    except Exception as e:
+        pytest.skip(str(e))
+
+
+def node_args(tag: str) -> list[str]:
+    """Flags for a cluster with a real node of its own: bridge, pod CIDR and node name."""
+    octet = random.randint(100, 250)
+    return ["--kubelet", "--kubelet-port", "0", "--cni-bridge", f"klt{tag}", "--cluster-cidr",
+            f"10.{octet}.0.0/16", "--node-name", f"node-{tag}"]
+
+
+def wait_node_ready(cluster, name: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = cluster.kubectl("get", "node", name, "-o", "json", check=False)
+        if r.returncode == 0:
+            conds = {c["type"]: c["status"] for c in json.loads(r.stdout)["status"].get("conditions") or []}
+            if conds.get("Ready") == "True":
+                return
+        time.sleep(0.3)
+    raise AssertionError(f"node {name} not Ready after {timeout}s:\n{cluster.log_tail()}")
+
+
+def import_images(cluster, files: list[str]) -> None:
+    for f in files:
+        r = subprocess.run([sys.executable, "-m", "kubelite", "images", "import", "--data-dir", cluster.data_dir, f],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
+def teardown_node(cluster, bridge: str) -> None:
+    """Stop the cluster, then remove every pod sandbox with a short-lived containerd, and the bridge."""
+    cluster.kubectl("delete", "pods", "--all", "-A", "--force", "--grace-period=0", "--wait=false",
+                    check=False, timeout=30)
+    cluster.stop()
+    config = os.path.join(cluster.data_dir, "containerd", "config.toml")
+    sock = os.path.join(cluster.data_dir, "containerd", "containerd.sock")
+    if os.path.exists(config) and shutil.which("containerd"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sock)
+        proc = subprocess.Popen(["containerd", "--config", config], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.time() + 20
+            while not os.path.exists(sock) and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            from kubelite.kubelet.cleanup import remove_all_pods
+
+            with contextlib.suppress(Exception):
+                asyncio.run(remove_all_pods("unix://" + sock))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+    # containerd's own mounts (overlay snapshots, shm) go away with the sandboxes; unmount leftovers
+    root = os.path.realpath(cluster.data_dir)
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split()[1] for line in f if root in line.split()[1]]
+    for m in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
