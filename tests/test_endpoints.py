@@ -292,7 +292,7 @@ def test_thousand_pods_truncate_endpoints_and_fill_slices_of_100(cluster, ns, co
         list(pool.map(one, range(n)))
     ep = wait_for(lambda: (e := endpoints_of(cluster, ns, "big")) and
                   (e["metadata"].get("annotations") or {}).get("endpoints.kubernetes.io/over-capacity") and e,
-                  timeout=120)
+                  timeout=300)
     assert ep["metadata"]["annotations"]["endpoints.kubernetes.io/over-capacity"] == "truncated"
     assert len(ready_ips(ep)) == 1000
     slices = wait_for(lambda: (s := slices_of(cluster, ns, "big")) and

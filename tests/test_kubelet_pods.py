@@ -14,8 +14,15 @@ import uuid
 import pytest
 
 from tests.conftest import Cluster, _make_cluster
-from tests.images import BUSYBOX, build_images, import_images, node_args, skip_unless_node_possible, \
-    teardown_node, wait_node_ready
+from tests.images import (
+    BUSYBOX,
+    build_images,
+    import_images,
+    node_args,
+    skip_unless_node_possible,
+    teardown_node,
+    wait_node_ready,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.containerd]
 

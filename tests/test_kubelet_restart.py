@@ -11,8 +11,15 @@ import uuid
 import pytest
 
 from tests.conftest import _make_cluster
-from tests.images import BUSYBOX, build_images, import_images, node_args, skip_unless_node_possible, \
-    teardown_node, wait_node_ready
+from tests.images import (
+    BUSYBOX,
+    build_images,
+    import_images,
+    node_args,
+    skip_unless_node_possible,
+    teardown_node,
+    wait_node_ready,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.containerd]
 

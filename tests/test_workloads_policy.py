@@ -114,7 +114,8 @@ def test_kubectl_drain_respects_the_budget(drain_cluster: Cluster) -> None:
         c.kubectl("create", "-f", "-", input=json.dumps(pod))
     make_running(c, ns, "app=drained")
     c.kubectl("create", "pdb", "keep", "-n", ns, "--selector=app=drained", "--min-available=2")
-    wait_until(lambda: pdb_status(c, ns, "keep").get("currentHealthy") == 2, what="pdb status")
+    wait_until(lambda: (make_running(c, ns, "app=drained") or True) and
+               pdb_status(c, ns, "keep").get("currentHealthy") == 2, timeout=60, what="pdb status")
     r = c.kubectl("drain", "drain-1", "--force", "--timeout=5s", "--grace-period=0", check=False, timeout=60)
     assert r.returncode != 0
     assert "Cannot evict pod as it would violate the pod's disruption budget." in r.stdout + r.stderr

@@ -61,6 +61,9 @@ def register_node(cluster, name: str, labels: dict | None = None, taints: list |
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
             "spec": {"taints": taints} if taints else {}}
     cluster.kubectl("apply", "-f", "-", input=json.dumps(node))
+    capacity = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    cluster.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(
+        {"status": {"capacity": capacity, "allocatable": capacity}}))
     heartbeat(cluster, name)
 
 
@@ -125,9 +128,15 @@ def set_status(cluster, ns: str, name: str, status: dict) -> None:
 
 
 def make_running(cluster, ns: str, selector: str = "", ready: bool = True) -> int:
-    """Pending pods become Running (and Ready); returns how many changed."""
+    """Pending pods become Running (and Ready), and pods being deleted from a node go for good;
+    returns how many pods were started."""
     n = 0
-    for p in pods(cluster, ns, selector):
+    for p in pods(cluster, ns, selector, include_terminating=True):
+        if p["metadata"].get("deletionTimestamp"):
+            if (p.get("spec") or {}).get("nodeName"):
+                cluster.kubectl("delete", "pod", p["metadata"]["name"], "-n", ns, "--grace-period=0", "--force",
+                                "--wait=false", check=False)
+            continue
         st = p.get("status") or {}
         if st.get("phase") not in (None, "Pending"):
             continue

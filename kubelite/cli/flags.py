@@ -37,6 +37,8 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--simulated-nodes", type=int, metavar="N", help="register N simulated nodes (default: 0)")
     p.add_argument("--default-watch-cache-size", type=int, metavar="N",
                    help="events kept for resuming watches (default: 10000); older versions get 410 Gone")
+    p.add_argument("--dns-listen", metavar="ADDR:PORT",
+                   help="where cluster DNS listens (default: 127.0.0.1:0, a free port; empty disables it)")
     p.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
     p.add_argument("--disable-controller-manager", action="store_true", help="do not run the controllers")
     p.add_argument("--kubelet", action="store_true",
@@ -81,6 +83,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         config.cluster_cidr = args.cluster_cidr
     if args.simulated_nodes is not None:
         config.simulated_nodes = args.simulated_nodes
+    if args.dns_listen is not None:
+        config.dns_listen = args.dns_listen
     if args.default_watch_cache_size is not None:
         config.watch_history = args.default_watch_cache_size
     config.scheduler = not args.disable_scheduler
@@ -100,7 +104,7 @@ def server_argv(config: ServerConfig, verbose: bool = False) -> list[str]:
     argv = ["server", "--data-dir", config.data_dir, "--bind", config.bind, "--port", str(config.port),
             "--service-cidr", config.service_cidr, "--cluster-cidr", config.cluster_cidr,
             "--simulated-nodes", str(config.simulated_nodes),
-            "--default-watch-cache-size", str(config.watch_history)]
+            "--default-watch-cache-size", str(config.watch_history), "--dns-listen", config.dns_listen]
     for san in config.tls_sans:
         argv += ["--tls-san", san]
     if config.token_file:

@@ -3,6 +3,7 @@ iptables rules), then the bridge. For tests and for decommissioning a node."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from kubelite.kubelet import cni
@@ -13,15 +14,19 @@ async def remove_all_pods(endpoint: str) -> int:
     """Stop and remove every container and sandbox the runtime has in the k8s.io namespace."""
     rt = RuntimeClient(endpoint, timeout=60)
     try:
-        for c in await rt.list_containers():
+        async def container(cid: str) -> None:
             with contextlib.suppress(CRIError):
-                await rt.stop_container(c.id, 0)
-                await rt.remove_container(c.id)
+                await rt.stop_container(cid, 0)
+                await rt.remove_container(cid)
+
+        async def sandbox(sid: str) -> None:
+            with contextlib.suppress(CRIError):
+                await rt.stop_pod_sandbox(sid)
+                await rt.remove_pod_sandbox(sid)
+
+        await asyncio.gather(*(container(c.id) for c in await rt.list_containers()))
         sandboxes = await rt.list_pod_sandbox()
-        for s in sandboxes:
-            with contextlib.suppress(CRIError):
-                await rt.stop_pod_sandbox(s.id)
-                await rt.remove_pod_sandbox(s.id)
+        await asyncio.gather(*(sandbox(s.id) for s in sandboxes))
         return len(sandboxes)
     finally:
         await rt.close()

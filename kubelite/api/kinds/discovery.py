@@ -119,23 +119,13 @@ ENDPOINTSLICE_COLUMNS = (
 )
 
 
-def prepare_update_endpointslice(new: Obj, old: Obj) -> None:
-    """Upstream bumps generation when addressType, endpoints or ports change (not labels)."""
-    if any(new.get(k) != old.get(k) for k in ("addressType", "endpoints", "ports")):
-        m = new.setdefault("metadata", {})
-        m["generation"] = ((old.get("metadata") or {}).get("generation") or 0) + 1
-
-
-def prepare_create_endpointslice(obj: Obj) -> None:
-    obj.setdefault("metadata", {})["generation"] = 1
-
-
 def register(reg: Registry) -> None:
     g, v = "discovery.k8s.io", "v1"
     reg.register(Resource(
         group=g, version=v, kind="EndpointSlice", plural="endpointslices", namespaced=True,
         definition=definition(g, v, "EndpointSlice"), columns=ENDPOINTSLICE_COLUMNS, row=endpointslice_row,
         default=default_endpointslice, validate=validate_endpointslice,
-        validate_update=validate_endpointslice_update, prepare_create=prepare_create_endpointslice,
-        prepare_update=prepare_update_endpointslice,
+        validate_update=validate_endpointslice_update,
+        # generation moves when addressType, endpoints or ports change: everything but metadata
+        tracks_generation=True,
     ))

@@ -36,10 +36,12 @@ class AdmissionPlugin:
 def default_plugins(config: Any) -> list[AdmissionPlugin]:
     from kubelite.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
     from kubelite.apiserver.admission.priority import Priority
+    from kubelite.apiserver.admission.resource_quota import ResourceQuotaAdmission
     from kubelite.apiserver.admission.service_allocation import ServiceAllocation
 
     return [
         NamespaceLifecycle(),
         ServiceAllocation(config.service_cidr, config.node_port_range),
         Priority(),
+        ResourceQuotaAdmission(),
     ]
