@@ -17,7 +17,6 @@ from kubelite.api.kinds import common, core, pod
 from kubelite.api.registry import Registry
 
 
-
 def ago(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
 
