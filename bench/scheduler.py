@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import statistics
+import signal
 import sys
 import tempfile
 import time
@@ -37,6 +37,12 @@ def pod_body(i: int) -> dict:
                                                    "limits": {"cpu": "100m", "memory": "500Mi"}}}]}}
 
 
+def _dump_tasks() -> None:
+    for t in asyncio.all_tasks():
+        frames = [f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}" for f in t.get_stack(limit=8)]
+        print("task", t.get_name(), " <- ".join(frames), file=sys.stderr, flush=True)
+
+
 async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: int = 64) -> dict:
     from kubelite.api.registry import default_registry
     from kubelite.apiserver.admission import default_plugins
@@ -48,6 +54,7 @@ async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: in
     from kubelite.scheduler import Scheduler
     from kubelite.storage import open_store
 
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)  # `kill -USR1` if it stalls
     tmp = tempfile.mkdtemp(prefix="kubelite-bench-sched-")
     cfg = ServerConfig(data_dir=tmp)
     store = open_store(os.path.join(tmp, "state.db"))
@@ -73,9 +80,8 @@ async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: in
     sched = Scheduler(Client.in_process(service))
     await sched.start()
 
-    async def wait_bound(n: int, samples: list[float] | None = None) -> float:
+    async def wait_bound(n: int) -> float:
         start = time.perf_counter()
-        last_t, last_n = start, sched.scheduled
         progress_t, progress_n = start, sched.scheduled
         while sched.scheduled < n:
             await asyncio.sleep(0.05)
@@ -85,9 +91,6 @@ async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: in
             elif now - progress_t > 30:
                 raise RuntimeError(f"stalled at {sched.scheduled}/{n} bound; queue (active, backoff, "
                                    f"unschedulable) = {sched.queue.pending_counts()}")
-            if samples is not None and now - last_t >= 1.0:
-                samples.append((sched.scheduled - last_n) / (now - last_t))
-                last_t, last_n = now, sched.scheduled
         return time.perf_counter() - start
 
     await gather_limited(client.pods.create(pod_body(i)) for i in range(init_pods))
@@ -104,15 +107,16 @@ async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: in
         if time.perf_counter() > deadline:
             raise RuntimeError(f"only {sched.queue.pending_counts()} of {num_pods} pods queued")
         await asyncio.sleep(0.05)
-    samples: list[float] = []
     sched._loop_task = asyncio.get_running_loop().create_task(sched.run())
-    elapsed = await wait_bound(init_pods + num_pods, samples)
-    await sched.recorder.flush()
-    await sched.stop()
-    await store.close()
+    elapsed = await wait_bound(init_pods + num_pods)
+    # teardown is bounded: stopping an informer mid-watch can hang (an open issue in the client)
+    for step in (sched.stop(), store.close()):
+        try:
+            await asyncio.wait_for(step, 10)
+        except TimeoutError:
+            print(f"  (teardown step timed out after {num_nodes} nodes; figures are unaffected)", file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
     return {"nodes": num_nodes, "pods": num_pods, "seconds": elapsed, "rate": num_pods / elapsed,
-            "median_1s": statistics.median(samples) if samples else num_pods / elapsed,
             "node_setup": t_nodes, "pod_create_rate": num_pods / t_create}
 
 
@@ -124,13 +128,18 @@ def main() -> None:
     ap.add_argument("--nodes", default="100,1000,5000", help="comma-separated node counts")
     ap.add_argument("--pods", type=int, default=10000, help="measured pods per run")
     ap.add_argument("--init-pods", type=int, default=500, help="pods scheduled before measuring")
+    ap.add_argument("--timeout", type=float, default=600, help="give up on one node count after this many seconds")
     args = ap.parse_args()
-    print(f"{'nodes':>6} {'pods':>6} {'seconds':>8} {'pods/s':>8} {'median 1s':>10} {'target':>7} {'ratio':>6}"
+    print(f"{'nodes':>6} {'pods':>6} {'seconds':>8} {'pods/s':>8} {'target':>7} {'ratio':>6}"
           f"   (pod creates/s, node setup s)")
     for n in [int(x) for x in args.nodes.split(",") if x]:
-        r = asyncio.run(run_one(n, args.pods, args.init_pods))
+        try:
+            r = asyncio.run(asyncio.wait_for(run_one(n, args.pods, args.init_pods), args.timeout))
+        except (TimeoutError, RuntimeError) as e:
+            print(f"{n:>6} {args.pods:>6}  failed: {e or 'timed out'}", flush=True)
+            continue
         target = TARGETS.get(n, 500.0)
-        print(f"{r['nodes']:>6} {r['pods']:>6} {r['seconds']:>8.2f} {r['rate']:>8.0f} {r['median_1s']:>10.0f} "
+        print(f"{r['nodes']:>6} {r['pods']:>6} {r['seconds']:>8.2f} {r['rate']:>8.0f} "
               f"{target:>7.0f} {r['rate'] / target:>6.2f}   ({r['pod_create_rate']:.0f}, {r['node_setup']:.1f})",
               flush=True)
         if n == 5000:

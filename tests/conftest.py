@@ -86,8 +86,10 @@ class Cluster:
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess:
-        r = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=input, capture_output=True,
-                           text=True, timeout=timeout)
+        # a cache of the cluster's own: a later cluster may reuse this port with other discovery data
+        r = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir",
+                            os.path.join(self.data_dir, "kubectl-cache"), *args],
+                           input=input, capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
         return r

@@ -257,9 +257,16 @@ async def _client(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Cl
     from kubelite.apiserver.controlplane import ControlPlane
 
     tmp = request.getfixturevalue("tmp_path_factory").mktemp("inproc")
-    plane = ControlPlane(ServerConfig(data_dir=str(tmp), port=free_port(), controllers=False, scheduler=False,
-                                      watch_history=50))
-    await plane.start()
+    for attempt in range(5):
+        plane = ControlPlane(ServerConfig(data_dir=str(tmp), port=free_port(), controllers=False, scheduler=False,
+                                          watch_history=50, dns_listen=""))
+        try:
+            await plane.start()
+            break
+        except OSError:  # the free port was taken meanwhile: try another
+            await plane.stop()
+            if attempt == 4:
+                raise
     try:
         yield Client.in_process(plane.service)
     finally:

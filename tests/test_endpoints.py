@@ -100,7 +100,14 @@ def core(cluster):
     from kubernetes import client
 
     api = cluster.api_client()
-    yield client.CoreV1Api(api)
+    v1 = client.CoreV1Api(api)
+    # the pods' node must exist, or the pod garbage collector reaps them (pods of deleted nodes)
+    try:
+        v1.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}})
+    except client.ApiException as e:
+        if e.status != 409:
+            raise
+    yield v1
     api.close()
 
 

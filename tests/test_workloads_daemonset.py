@@ -15,6 +15,7 @@ from conftest import Cluster, _make_cluster
 from test_workloads_support import (
     Kubelet,
     apply,
+    finish_terminations,
     get,
     has_event,
     make_running,
@@ -65,7 +66,8 @@ spec:
 
 
 def placed(cluster: Cluster, ns: str, app: str) -> dict[str, str]:
-    """node -> pod name of the live daemon pods."""
+    """node -> pod name of the live daemon pods (the nodes' kubelets finish pending deletions first)."""
+    finish_terminations(cluster, ns, f"app={app}")
     return {target_node(p): p["metadata"]["name"] for p in pods(cluster, ns, f"app={app}")}
 
 
@@ -202,8 +204,9 @@ def test_daemonset_on_delete_strategy_waits_for_manual_deletion(dcluster: Cluste
     assert {p["spec"]["containers"][0]["image"] for p in pods(dcluster, dns, "app=manual")} == {"nginx:1.25"}
     victim = placed(dcluster, dns, "manual")["ds-n1"]
     dcluster.kubectl("delete", "pod", victim, "-n", dns, "--wait=false")
-    wait_until(lambda: any(p["spec"]["containers"][0]["image"] == "nginx:1.26" and target_node(p) == "ds-n1"
-                           for p in pods(dcluster, dns, "app=manual")), what="the replacement is new")
+    wait_until(lambda: finish_terminations(dcluster, dns, "app=manual") or
+               any(p["spec"]["containers"][0]["image"] == "nginx:1.26" and target_node(p) == "ds-n1"
+                   for p in pods(dcluster, dns, "app=manual")), what="the replacement is new")
     assert sum(p["spec"]["containers"][0]["image"] == "nginx:1.25" for p in pods(dcluster, dns, "app=manual")) == 2
 
 
@@ -284,8 +287,9 @@ def test_daemonset_rollback_without_unnecessary_restarts(dcluster: Cluster, dns:
     before = {p["metadata"]["uid"] for p in pods(dcluster, dns, "app=rb")}
     # a broken image: the first replaced pod never becomes ready, so the rollout stalls there
     dcluster.kubectl("set", "image", "ds/rb", "main=localhost/does-not-exist:0", "-n", dns)
-    wait_until(lambda: any(p["spec"]["containers"][0]["image"] == "localhost/does-not-exist:0"
-                           for p in pods(dcluster, dns, "app=rb")), what="one pod on the broken image")
+    wait_until(lambda: finish_terminations(dcluster, dns, "app=rb") or
+               any(p["spec"]["containers"][0]["image"] == "localhost/does-not-exist:0"
+                   for p in pods(dcluster, dns, "app=rb")), what="one pod on the broken image")
     stalled = {p["metadata"]["uid"] for p in pods(dcluster, dns, "app=rb")}
     assert len(before & stalled) == 2
     dcluster.kubectl("rollout", "undo", "ds/rb", "-n", dns)

@@ -127,16 +127,20 @@ def set_status(cluster, ns: str, name: str, status: dict) -> None:
                     "-p", json.dumps({"status": status}), check=False)
 
 
+def finish_terminations(cluster, ns: str, selector: str = "") -> None:
+    """What a kubelet does for a pod being deleted from its node: stop it and let it go."""
+    for p in pods(cluster, ns, selector, include_terminating=True):
+        if p["metadata"].get("deletionTimestamp") and (p.get("spec") or {}).get("nodeName"):
+            cluster.kubectl("delete", "pod", p["metadata"]["name"], "-n", ns, "--grace-period=0", "--force",
+                            "--wait=false", check=False)
+
+
 def make_running(cluster, ns: str, selector: str = "", ready: bool = True) -> int:
     """Pending pods become Running (and Ready), and pods being deleted from a node go for good;
     returns how many pods were started."""
     n = 0
-    for p in pods(cluster, ns, selector, include_terminating=True):
-        if p["metadata"].get("deletionTimestamp"):
-            if (p.get("spec") or {}).get("nodeName"):
-                cluster.kubectl("delete", "pod", p["metadata"]["name"], "-n", ns, "--grace-period=0", "--force",
-                                "--wait=false", check=False)
-            continue
+    finish_terminations(cluster, ns, selector)
+    for p in pods(cluster, ns, selector):
         st = p.get("status") or {}
         if st.get("phase") not in (None, "Pending"):
             continue

@@ -551,7 +551,9 @@ class OpenAPIService:
         app.router.add_get("/openapi/v3", self._handle_index)
         app.router.add_get("/openapi/v3/", self._handle_index)
         app.router.add_get("/openapi/v3/{path:.+}", self._handle_document)
-        app.router.add_get("/openapi/v2", self._handle_v2)
+        from kubelite.api.openapi_v2 import OpenAPIV2Service  # imports this module
+
+        OpenAPIV2Service(r for rs in self._by_path.values() for r in rs).add_routes(app)
 
     async def _handle_index(self, request: web.Request) -> web.Response:
         return web.Response(body=self._index, content_type="application/json",
@@ -578,10 +580,6 @@ class OpenAPIService:
             return web.Response(status=304, headers=headers)
         body = self.document(path)
         return web.Response(body=body, content_type="application/json", headers=headers)
-
-    async def _handle_v2(self, request: web.Request) -> web.Response:
-        """No OpenAPI v2: kubectl 1.32 reads v3, and validates on the server because PATCH lists fieldValidation."""
-        return _not_found()
 
 
 def _not_found() -> web.Response:

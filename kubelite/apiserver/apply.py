@@ -9,6 +9,7 @@ write (create/update/patch), so ownership reads like upstream's in `--show-manag
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import orjson
@@ -143,8 +144,9 @@ def _without_managed_fields(obj: dict | None) -> dict | None:
     return obj
 
 
+@functools.cache
 def _zero_object(t: mf.Type) -> dict:
-    """The shape of upstream's empty object of the kind: its value-struct fields, empty."""
+    """The shape of upstream's empty object of the kind: its value-struct fields, empty (shared: read only)."""
     out: dict = {}
     if t.kind != mf.STRUCT:
         return out

@@ -220,11 +220,14 @@ def _pe_sort_key(pe: str) -> tuple[int, str]:
 # Set algebra on trees
 
 
+# Trees are immutable values once built: set operations share unchanged subtrees instead of copying.
+
+
 def union(a: Tree, b: Tree) -> Tree:
     if not a:
-        return copy_tree(b)
+        return b
     if not b:
-        return copy_tree(a)
+        return a
     out: Tree = {}
     for k in a.keys() | b.keys():
         if k == ".":
@@ -232,21 +235,21 @@ def union(a: Tree, b: Tree) -> Tree:
         elif k in a and k in b:
             out[k] = union(a[k], b[k])
         else:
-            out[k] = copy_tree(a[k] if k in a else b[k])
+            out[k] = a[k] if k in a else b[k]
     return out
 
 
 def difference(a: Tree, b: Tree) -> Tree:
     """Members of a that are not members of b (children kept unless they are members of b)."""
     if not b:
-        return copy_tree(a)
+        return a
     out: Tree = {}
     for k, v in a.items():
         if k == ".":
             if "." not in b:
                 out["."] = {}
             continue
-        sub = difference(v, b[k]) if k in b else copy_tree(v)
+        sub = difference(v, b[k]) if k in b else v
         if sub:
             out[k] = sub
     return out

@@ -46,6 +46,13 @@ def _without_volatile(obj: Obj) -> Obj:
     return out
 
 
+def _drop_empty_metadata(m: Obj) -> None:
+    """Upstream serializes these with omitempty: an empty map or list is never stored or shown."""
+    for k in ("labels", "annotations", "finalizers", "ownerReferences"):
+        if k in m and not m[k]:
+            del m[k]
+
+
 def _content(obj: Obj) -> Obj:
     """What bumps metadata.generation: everything but metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
@@ -228,6 +235,7 @@ class APIService:
         else:
             m.pop("generation", None)
         obj = meta.deep_copy(obj)
+        _drop_empty_metadata(obj["metadata"])
         res.default(obj)
         res.prepare_create(obj)
         await self._admit("CREATE", res, obj, None)
@@ -288,6 +296,7 @@ class APIService:
             else:
                 m.pop(k, None)
         m["resourceVersion"] = om.get("resourceVersion")
+        _drop_empty_metadata(m)
         has_status = "status" in res.subresources
         if subresource == "finalize":
             # namespaces/finalize: only spec.finalizers may change (the namespace controller's last step)
@@ -333,11 +342,13 @@ class APIService:
                 return new
             if fin.deletion_complete(res, new):
                 try:
-                    stored = await self._delete_now(res, new, int(om["resourceVersion"]))
+                    deleted = await self._delete_now(res, new, int(om["resourceVersion"]))
                 except ConflictError:
                     raise errors.new_conflict(res.plural, res.group, name, _CONFLICT_DETAIL) from None
                 self._committed(res, None, old)
-                return stored
+                # answer with what the writer asked for (e.g. finalizers gone), at the deletion's version
+                new["metadata"]["resourceVersion"] = deleted["metadata"]["resourceVersion"]
+                return new
             try:
                 stored = await self.store.update(self._key(res, om.get("namespace"), name), self._to_storage(res, new),
                                                  int(om["resourceVersion"]))

@@ -226,9 +226,14 @@ class Informer:
 
     async def stop(self) -> None:
         tasks = [t for t in [self._task, self._resync_task] + [lis.task for lis in self._listeners] if t]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # cancel until done: Python 3.11's wait_for can swallow a cancellation that races a result
+        for _ in range(20):
+            pending = [t for t in tasks if not t.done()]
+            if not pending:
+                break
+            for t in pending:
+                t.cancel()
+            await asyncio.wait(pending, timeout=0.5)
         self._task = self._resync_task = None
         for lis in self._listeners:
             lis.task = None

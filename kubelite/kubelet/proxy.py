@@ -109,12 +109,28 @@ def _node_address(node: dict) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _kubelet_base(service: Any, pod: dict) -> str:
+SIMULATED_LABEL = "kubelite.io/simulated"
+
+
+async def _node_of(service: Any, pod: dict) -> dict:
     node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
         raise errors.new_bad_request(f"pod {pod['metadata']['name']} does not have a host assigned")
     res = service.registry.get("", "v1", "nodes")
-    node = await service.get(res, None, node_name)
+    return await service.get(res, None, node_name)
+
+
+def _simulated(node: dict) -> bool:
+    """Simulated nodes have no kubelet to dial: their containers print nothing and run nothing."""
+    return (node["metadata"].get("labels") or {}).get(SIMULATED_LABEL) == "true"
+
+
+async def _kubelet_base(service: Any, pod: dict) -> str:
+    node = await _node_of(service, pod)
+    if _simulated(node):
+        raise errors.new_bad_request(
+            f"pod {pod['metadata']['name']} runs on simulated node {node['metadata']['name']}: it has no containers "
+            "to attach to or execute in")
     host, port = _node_address(node)
     if ":" in host:
         host = f"[{host}]"
@@ -148,6 +164,8 @@ async def pod_log(service: Any, request: web.Request, namespace: str, name: str)
             raise errors.new_bad_request(msg)
     elif not previous:
         raise errors.new_bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+    if _simulated(await _node_of(service, pod)):
+        return web.Response(text="", content_type="text/plain")
     params = {k: q[k] for k in ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous",
                                 "limitBytes") if k in q}
     url = f"{await _kubelet_base(service, pod)}/containerLogs/{namespace}/{name}/{container}"

@@ -53,7 +53,9 @@ LEASE_RENEW_INTERVAL = 10.0
 NODE_STATUS_INTERVAL = 60.0
 KUBELET_VERSION = "v1.32.4"
 CONTAINER_RUNTIME_VERSION = "containerd://1.7.24"
-NODE_IP_RANGE = ipaddress.ip_network("172.31.0.0/16")  # InternalIPs: nothing ever connects to them
+# InternalIPs from loopback: nothing should connect to a simulated node, and if something does the
+# packets stay on this host
+NODE_IP_RANGE = ipaddress.ip_network("127.231.0.0/16")
 OVERFLOW_POD_RANGE = ipaddress.ip_network("100.64.0.0/10")  # pod CIDRs once cluster_cidr's /24s run out
 
 
@@ -124,6 +126,7 @@ class SimulatedNodes:
         self.node_controller = Controller("simulated-nodes", self._sync_node, workers=8)
         self.pod_controller = Controller("simulated-pods", self._sync_pod, workers=16)
         self._clocks: dict[str, PodClock] = {}  # pod uid -> clock
+        self._uid_by_key: dict[str, str] = {}  # namespace/name -> uid, to release a deleted pod's IP
         self._deleting: dict[str, float] = {}  # pod uid -> when we saw its deletion
         self._pod_ips: dict[str, set[int]] = {}  # node -> host offsets in its podCIDR in use
         self._leases: dict[str, Obj] = {}
@@ -485,9 +488,10 @@ class SimulatedNodes:
         ns, name = split_meta_namespace_key(key)
         pod = self.pod_informer.store.get(ns, name)
         if pod is None:
-            for uid, clock in list(self._clocks.items()):
-                if clock.key == key:
-                    self._release(uid, clock.node)
+            uid = self._uid_by_key.pop(key, "")
+            clock = self._clocks.get(uid)
+            if clock is not None:
+                self._release(uid, clock.node)
             return None
         meta, spec = pod["metadata"], pod.get("spec") or {}
         uid, node_name = meta.get("uid", ""), spec.get("nodeName") or ""
@@ -499,6 +503,7 @@ class SimulatedNodes:
             clock = PodClock(seen_at=started or time.time(), key=key, node=node_name)
             clock.ip = self._allocate_pod_ip(node_name, pod)
             self._clocks[uid] = clock
+            self._uid_by_key[key] = uid
         phase = (pod.get("status") or {}).get("phase")
         if meta.get("deletionTimestamp"):
             return await self._finish_deletion(pod, uid, node_name)
