@@ -101,9 +101,11 @@ def core(cluster):
 
     api = cluster.api_client()
     v1 = client.CoreV1Api(api)
-    # the pods' node must exist, or the pod garbage collector reaps them (pods of deleted nodes)
+    # the pods' node must exist, or the pod garbage collector reaps them (pods of deleted nodes); it is
+    # cordoned so that the scheduler places no other test's pods on it
     try:
-        v1.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}})
+        v1.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
+                        "spec": {"unschedulable": True}})
     except client.ApiException as e:
         if e.status != 409:
             raise

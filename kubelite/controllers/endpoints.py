@@ -22,6 +22,7 @@ from kubelite.api.selectors import selector_from_set
 from kubelite.client.controller import Controller
 from kubelite.client.informer import SharedInformerFactory, split_meta_namespace_key
 from kubelite.controllers import podutil
+from kubelite.controllers.service_pods import pod_handlers
 
 log = logging.getLogger(__name__)
 
@@ -299,33 +300,10 @@ class EndpointsController:
         self.triggers = TriggerTimeTracker()
         self.controller = Controller(self.name, self.sync, workers=workers)
         self.controller.watch(self.svc_informer)
-        self.pod_informer.add_handler(self._pod_changed, lambda old, new: self._pod_updated(old, new),
-                                      self._pod_changed)
+        self.pod_informer.add_handler(*pod_handlers(self.svc_informer.store, self.controller.enqueue))
         self._leftovers_checked = False
 
     # ---------------------------------------------------------------- event handlers
-    def _services_of(self, pod: Obj) -> set[str]:
-        ns = pod["metadata"].get("namespace")
-        labels = pod["metadata"].get("labels") or {}
-        keys = set()
-        for svc in self.svc_informer.store.list(ns):
-            sel = (svc.get("spec") or {}).get("selector")
-            if sel and all(labels.get(k) == v for k, v in sel.items()):
-                keys.add(f"{ns}/{svc['metadata']['name']}")
-        return keys
-
-    def _pod_changed(self, pod: Obj) -> None:
-        for key in self._services_of(pod):
-            self.controller.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        keys = self._services_of(new)
-        if (old["metadata"].get("labels") or {}) != (new["metadata"].get("labels") or {}):
-            keys |= self._services_of(old)
-        for key in keys:
-            self.controller.enqueue(key)
 
     # ---------------------------------------------------------------- sync
     async def sync(self, key: str) -> float | None:

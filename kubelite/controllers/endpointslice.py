@@ -32,6 +32,7 @@ from kubelite.controllers.endpoints import (
     should_pod_be_in_endpoints,
     should_set_hostname,
 )
+from kubelite.controllers.service_pods import pod_handlers
 
 log = logging.getLogger(__name__)
 
@@ -176,33 +177,11 @@ class EndpointSliceController:
         self._svc_uids: dict[str, str] = {}
         self.controller = Controller(self.name, self.sync, workers=workers)
         self.controller.watch(self.svc_informer)
-        self.pod_informer.add_handler(self._pod_changed, self._pod_updated, self._pod_changed)
+        self.pod_informer.add_handler(*pod_handlers(self.svc_informer.store, self.controller.enqueue))
         self.slice_informer.add_handler(self._slice_changed, lambda _old, new: self._slice_changed(new),
                                         self._slice_changed)
 
     # ---------------------------------------------------------------- event handlers
-    def _services_of(self, pod: Obj) -> set[str]:
-        ns = pod["metadata"].get("namespace")
-        labels = pod["metadata"].get("labels") or {}
-        keys = set()
-        for svc in self.svc_informer.store.list(ns):
-            sel = (svc.get("spec") or {}).get("selector")
-            if sel and all(labels.get(k) == v for k, v in sel.items()):
-                keys.add(f"{ns}/{svc['metadata']['name']}")
-        return keys
-
-    def _pod_changed(self, pod: Obj) -> None:
-        for key in self._services_of(pod):
-            self.controller.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        keys = self._services_of(new)
-        if (old["metadata"].get("labels") or {}) != (new["metadata"].get("labels") or {}):
-            keys |= self._services_of(old)
-        for key in keys:
-            self.controller.enqueue(key)
 
     def _slice_changed(self, s: Obj) -> None:
         labels = s["metadata"].get("labels") or {}

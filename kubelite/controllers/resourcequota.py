@@ -268,19 +268,11 @@ class ResourceQuotaController:
         if quota is None:
             return None
         hard = (quota.get("spec") or {}).get("hard") or {}
-        totals: dict[str, Decimal] = {r: Decimal(0) for r in hard}
-        for group, plural in tracked_resources(quota):
-            inf = self._ensure_informer(group, plural)
-            if inf is None:
-                continue
-            if not inf.has_synced:
-                await inf.wait_for_sync()
-            for obj in inf.store.list(ns):
-                if not matches_quota(quota, group, plural, obj):
-                    continue
-                for r, v in object_usage(group, plural, obj).items():
-                    if r in totals and (group, plural) == _owner_of(r, group, plural):
-                        totals[r] += v
+        totals = await self._totals(quota, ns, hard, live=False)
+        old_used = (quota.get("status") or {}).get("used") or {}
+        if any(r in old_used and v < parse_quantity(old_used[r]) for r, v in totals.items()):
+            # admission charged usage our caches may not show yet: only lower it on a live count
+            totals = await self._totals(quota, ns, hard, live=True)
         used = {r: format_usage(r, v, hard.get(r)) for r, v in totals.items()}
         status = {"hard": dict(hard), "used": used}
         if (quota.get("status") or {}) == status:
@@ -292,6 +284,26 @@ class ResourceQuotaController:
                 return None
             raise
         return RESYNC_PERIOD
+
+    async def _totals(self, quota: Obj, ns: str, hard: dict, live: bool) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {r: Decimal(0) for r in hard}
+        for group, plural in tracked_resources(quota):
+            inf = self._ensure_informer(group, plural)
+            if inf is None:
+                continue
+            if live:
+                objs = (await self.client.resource(group, inf.gvr[1], plural).list(ns))["items"]
+            else:
+                if not inf.has_synced:
+                    await inf.wait_for_sync()
+                objs = inf.store.list(ns)
+            for obj in objs:
+                if not matches_quota(quota, group, plural, obj):
+                    continue
+                for r, v in object_usage(group, plural, obj).items():
+                    if r in totals and (group, plural) == _owner_of(r, group, plural):
+                        totals[r] += v
+        return totals
 
     def start(self) -> None:
         self.controller.start()
