@@ -133,3 +133,57 @@ def ns(cluster: Cluster) -> Iterator[str]:
 def pytest_configure(config: pytest.Config) -> None:
     # conformance tags are counted by CI; make sure the marker is known even without pyproject
     config.addinivalue_line("markers", "conformance(name): checks the named upstream conformance behaviour")
+
+
+TEST_NODE = "endpoints-test-node"
+
+
+@pytest.fixture
+def core(cluster):
+    """CoreV1Api on the session cluster, with TEST_TEST_NODE registered and heartbeating (pods placed on it by
+    hand keep existing and stay ready)."""
+    import threading
+
+    from kubernetes import client
+
+    api = cluster.api_client()
+    v1 = client.CoreV1Api(api)
+    # the pods' node must exist, or the pod garbage collector reaps them (pods of deleted nodes), and it
+    # must heartbeat, or node lifecycle marks its pods not ready; it is cordoned so that the scheduler
+    # places no other test's pods on it
+    try:
+        v1.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": TEST_NODE},
+                        "spec": {"unschedulable": True}})
+    except client.ApiException as e:
+        if e.status != 409:
+            raise
+    coord = client.CoordinationV1Api(api)
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.is_set():
+            now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+            with_seconds = now[:19] + "Z"
+            try:
+                v1.patch_node_status(TEST_NODE, {"status": {"conditions": [
+                    {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test node",
+                     "lastHeartbeatTime": with_seconds, "lastTransitionTime": with_seconds}]}})
+                lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                         "metadata": {"name": TEST_NODE, "namespace": "kube-node-lease"},
+                         "spec": {"holderIdentity": TEST_NODE, "leaseDurationSeconds": 40, "renewTime": now}}
+                try:
+                    coord.replace_namespaced_lease(TEST_NODE, "kube-node-lease", lease)
+                except client.ApiException as e:
+                    if e.status != 404:
+                        raise
+                    coord.create_namespaced_lease("kube-node-lease", lease)
+            except Exception:  # the cluster may be going away at the end of the session
+                pass
+            stop.wait(5)
+
+    beat = threading.Thread(target=heartbeat, daemon=True)
+    beat.start()
+    yield v1
+    stop.set()
+    beat.join(10)
+    api.close()

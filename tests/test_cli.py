@@ -48,6 +48,9 @@ class Env:
         return proc
 
     def up(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`kubelite up` with one simulated node unless a node flag is given (no containerd started here)."""
+        if "--kubelet" not in args and "--simulated-nodes" not in args:
+            args = (*args, "--simulated-nodes", "1")
         return self.kubelite("up", "--data-dir", str(self.data_dir), "--port", str(self.port), *args, check=check)
 
     def kubectl(self, *args: str, kubeconfig=None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -211,7 +214,8 @@ def test_up_merges_into_home_kubeconfig_keeping_other_contexts(env):
 def test_up_creates_kubeconfig_named_by_KUBECONFIG(env):
     first, second = env.tmp / "first.yaml", env.tmp / "second.yaml"
     e = dict(env.env, KUBECONFIG=f"{first}{os.pathsep}{second}")
-    r = env.kubelite("up", "--data-dir", str(env.data_dir), "--port", str(env.port), env=e, check=True)
+    r = env.kubelite("up", "--data-dir", str(env.data_dir), "--port", str(env.port), "--simulated-nodes", "0",
+                     env=e, check=True)
     assert str(first) in r.stdout
     assert stat.S_IMODE(os.stat(first).st_mode) == 0o600
     assert not second.exists() and not (env.home / ".kube").exists()
@@ -299,3 +303,43 @@ def test_kubeconfig_command_prints_admin_kubeconfig(env):
     r = env.kubectl("get", "--raw", "/readyz", kubeconfig=printed)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
+
+
+def test_up_without_node_flags_gives_a_node(env):
+    """`kubelite up` then `kubectl get nodes` shows a Ready node: the real one when this host can run it
+    (root, containerd, runc, CNI plugins), else one simulated node, and up says why."""
+    import time
+
+    from kubelite.runtime.cri.containerd import missing_requirements
+
+    real = os.geteuid() == 0 and not missing_requirements("/usr/lib/cni")
+    bridge = "kla" + str(env.port)
+    r = env.kubelite("up", "--data-dir", str(env.data_dir), "--port", str(env.port), "--kubeconfig",
+                     str(env.tmp / "kc"), "--kubelet-port", "0", "--cni-bridge", bridge,
+                     "--cluster-cidr", "10.251.0.0/16", "--node-name", "auto-node", check=True)
+    try:
+        if not real:
+            assert "running one simulated node instead" in r.stderr, r.stderr
+        deadline = time.time() + 60
+        while True:
+            out = env.kubectl("get", "nodes", "--no-headers", kubeconfig=env.tmp / "kc").stdout.split()
+            if len(out) >= 2 and out[1] == "Ready":
+                break
+            assert time.time() < deadline, out
+            time.sleep(0.3)
+        if real:
+            assert out[0] == "auto-node", out
+    finally:
+        if real:
+            from tests.images import teardown_node
+
+            class _Stopper:
+                data_dir = str(env.data_dir)
+
+                def kubectl(self, *args, **kw):
+                    return env.kubectl(*args, kubeconfig=env.tmp / "kc")
+
+                def stop(self):
+                    env.kubelite("down", "--data-dir", str(env.data_dir))
+
+            teardown_node(_Stopper(), bridge)

@@ -16,15 +16,6 @@ from dnslib.server import BaseResolver, DNSServer
 from test_endpoints import make_pod, make_service, wait_for
 
 
-@pytest.fixture
-def core(cluster):
-    from kubernetes import client
-
-    api = cluster.api_client()
-    yield client.CoreV1Api(api)
-    api.close()
-
-
 @pytest.fixture(scope="module")
 def dns_addr(cluster) -> tuple[str, int]:
     def read():

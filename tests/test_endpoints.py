@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-NODE = "endpoints-test-node"
+from tests.conftest import TEST_NODE as NODE
 
 
 def wait_for(fn: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
@@ -93,24 +93,6 @@ def not_ready_ips(ep: dict | None) -> set[str]:
 
 def slice_endpoints(slices: list[dict]) -> dict[str, dict]:
     return {e["addresses"][0]: e for s in slices for e in s.get("endpoints") or []}
-
-
-@pytest.fixture
-def core(cluster):
-    from kubernetes import client
-
-    api = cluster.api_client()
-    v1 = client.CoreV1Api(api)
-    # the pods' node must exist, or the pod garbage collector reaps them (pods of deleted nodes); it is
-    # cordoned so that the scheduler places no other test's pods on it
-    try:
-        v1.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
-                        "spec": {"unschedulable": True}})
-    except client.ApiException as e:
-        if e.status != 409:
-            raise
-    yield v1
-    api.close()
 
 
 @pytest.mark.conformance("Service, endpoints")

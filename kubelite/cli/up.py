@@ -15,6 +15,8 @@ from kubelite.cli import flags, kubeconfig, state
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     config = flags.config_from_args(args)
+    if not config.kubelet and args.simulated_nodes is None:
+        _choose_node(config)
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     with state.locked(config.data_dir):
         inst = state.read_instance(config.data_dir)
@@ -32,6 +34,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"kubelite is running (pid {inst.pid}) at {inst.url}, ready in {time.monotonic() - t0:.2f}s")
         _write_kubeconfig(inst, args)
     return 0
+
+
+def _choose_node(config) -> None:
+    """No node flag given: a real node when this host can run one, else one simulated node, so that
+    `kubectl get nodes` always answers with a node."""
+    from kubelite.runtime.cri.containerd import missing_requirements
+
+    missing = missing_requirements(config.cni_bin_dir, need_containerd=not config.container_runtime_endpoint)
+    if not missing:
+        config.kubelet = True
+        return
+    config.simulated_nodes = 1
+    print("no real node on this host (" + "; ".join(missing) + "): running one simulated node instead, "
+          "whose pods run no containers", file=sys.stderr)
 
 
 def _spawn(config, verbose: bool) -> tuple[state.Instance, subprocess.Popen]:
