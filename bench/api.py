@@ -166,7 +166,7 @@ def start_cluster(data_dir: str, port: int) -> tuple[float, int]:
     kc = os.path.join(data_dir, "kubeconfig")
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "kubelite", "up", "--data-dir", data_dir, "--port", str(port),
-                    "--kubeconfig", kc], check=True, stdout=subprocess.DEVNULL)
+                    "--kubeconfig", kc, "--simulated-nodes", "0"], check=True, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - t
     with open(os.path.join(data_dir, "kubelite.pid")) as f:
         pid = int(f.read().strip())
