@@ -55,10 +55,12 @@ def skip_unless_node_possible() -> None:
 
 
 def node_args(tag: str) -> list[str]:
-    """Flags for a cluster with a real node of its own: bridge, pod CIDR and node name."""
+    """Flags for a cluster with a real node of its own: bridge, pod CIDR, service CIDR, node name and
+    service proxy chains (clusters running side by side on one host must not share any of them)."""
     octet = random.randint(100, 250)
     return ["--kubelet", "--kubelet-port", "0", "--cni-bridge", f"klt{tag}", "--cluster-cidr",
-            f"10.{octet}.0.0/16", "--node-name", f"node-{tag}"]
+            f"10.{octet}.0.0/16", "--node-name", f"node-{tag}", "--service-cidr", f"10.43.{octet}.0/24",
+            "--proxy-chain-prefix", f"K{octet}"]
 
 
 def wait_node_ready(cluster, name: str, timeout: float = 60) -> None:

@@ -513,3 +513,132 @@ def test_lease_and_endpointslice(reg):
     assert eps.row(s) == ["IPv4", "80", "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...", "3d"]
     s["endpoints"][0]["addresses"] = ["not-an-ip"]
     assert texts(eps.validate(s)) == ['endpoints[0].addresses[0]: Invalid value: "not-an-ip": must be a valid IPv4 address']
+
+
+# ---------------------------------------------------------------------------------------------
+# The rest of upstream 1.32's default API surface
+
+
+@pytest.fixture(scope="module")
+def more() -> Registry:
+    from kubelite.api.kinds import (
+        admissionregistration,
+        apiextensions,
+        apiregistration,
+        certificates,
+        core_cluster,
+        flowcontrol,
+        node_k8s_io,
+        storage_csi,
+    )
+
+    r = Registry()
+    for mod in (admissionregistration, apiextensions, apiregistration, certificates, core_cluster, flowcontrol,
+                node_k8s_io, storage_csi):
+        mod.register(r)
+    return r
+
+
+def test_webhook_configuration_defaults_and_errors(more):
+    res = more.get("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations")
+    obj = {"metadata": {"name": "w", "creationTimestamp": CREATED}, "webhooks": [
+        {"name": "check.example.com", "clientConfig": {"service": {"namespace": "d", "name": "s"}},
+         "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]}]}
+    res.default(obj)
+    w = obj["webhooks"][0]
+    assert (w["failurePolicy"], w["matchPolicy"], w["timeoutSeconds"], w["rules"][0]["scope"]) == \
+        ("Fail", "Equivalent", 10, "*")
+    assert w["clientConfig"]["service"]["port"] == 443 and w["namespaceSelector"] == {}
+    assert texts(res.validate(obj)) == [
+        "webhooks[0].admissionReviewVersions: Required value: must specify one of v1, v1beta1",
+        "webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun"]
+    assert res.row(obj)[:1] == [1]
+    mutating = more.get("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations")
+    m = copy.deepcopy(obj)
+    mutating.default(m)
+    assert m["webhooks"][0]["reinvocationPolicy"] == "Never"
+
+
+def test_apiservice_local_is_available(more):
+    res = more.get("apiregistration.k8s.io", "v1", "apiservices")
+    obj = {"metadata": {"name": "v1.apps", "creationTimestamp": CREATED},
+           "spec": {"group": "apps", "version": "v1", "groupPriorityMinimum": 17800, "versionPriority": 15}}
+    res.prepare_create(obj)
+    assert res.validate(obj) == []
+    assert res.row(obj)[:2] == ["Local", "True"]
+    assert [c.name for c in res.columns] == ["Service", "Available", "Age"]
+
+
+def test_csr_condition_column(more):
+    res = more.get("certificates.k8s.io", "v1", "certificatesigningrequests")
+    obj = {"metadata": {"name": "c", "creationTimestamp": CREATED},
+           "spec": {"signerName": "kubernetes.io/kube-apiserver-client", "username": "alice",
+                    "request": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K", "expirationSeconds": 86400}}
+    res.default(obj)
+    assert obj["spec"]["usages"] == ["digital signature", "key encipherment"] and res.validate(obj) == []
+    assert res.row(obj)[1:] == ["kubernetes.io/kube-apiserver-client", "alice", "24h", "Pending"]
+    obj["status"] = {"conditions": [{"type": "Approved", "status": "True"}], "certificate": "x"}
+    assert res.row(obj)[-1] == "Approved,Issued"
+    assert res.short_names == ("csr",)
+
+
+def test_flowcontrol_defaults_and_rows(more):
+    pl = more.get("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations")
+    obj = {"metadata": {"name": "x", "creationTimestamp": CREATED},
+           "spec": {"type": "Limited", "limited": {"limitResponse": {"type": "Queue"}}}}
+    pl.default(obj)
+    assert pl.validate(obj) == []
+    assert pl.row(obj)[:5] == ["Limited", 30, 64, 8, 50]
+    fs = more.get("flowcontrol.apiserver.k8s.io", "v1", "flowschemas")
+    f = {"metadata": {"name": "f", "creationTimestamp": CREATED}, "spec": {"priorityLevelConfiguration": {"name": "x"}}}
+    fs.default(f)
+    assert fs.row(f)[:3] == ["x", 1000, "<none>"] and fs.row(f)[-1] == "?"
+
+
+def test_runtimeclass_and_csi_kinds(more):
+    rc = more.get("node.k8s.io", "v1", "runtimeclasses")
+    assert texts(rc.validate({"metadata": {"name": "r"}, "handler": "Run C"}))[0].startswith(
+        'handler: Invalid value: "Run C": a lowercase RFC 1123 label must consist of')
+    drv = more.get("storage.k8s.io", "v1", "csidrivers")
+    d = {"metadata": {"name": "csi.example.com", "creationTimestamp": CREATED}}
+    drv.default(d)
+    assert d["spec"] == {"attachRequired": True, "podInfoOnMount": False, "storageCapacity": False,
+                         "fsGroupPolicy": "ReadWriteOnceWithFSType", "requiresRepublish": False,
+                         "seLinuxMount": False, "volumeLifecycleModes": ["Persistent"]}
+    assert drv.row(d)[:6] == [True, False, False, "<unset>", False, "Persistent"]
+    va = more.get("storage.k8s.io", "v1", "volumeattachments")
+    assert texts(va.validate({"metadata": {"name": "v"}, "spec": {}})) == [
+        "spec.attacher: Required value", "spec.nodeName: Required value",
+        "spec.source: Required value: must specify exactly one of inlineVolumeSpec and persistentVolumeName"]
+    cap = more.get("storage.k8s.io", "v1", "csistoragecapacities")
+    assert cap.namespaced and cap.row({"storageClassName": "fast", "capacity": "1Gi",
+                                       "metadata": {"creationTimestamp": CREATED}})[:2] == ["fast", "1Gi"]
+
+
+def test_core_podtemplate_componentstatus_binding(more):
+    pt = more.get("", "v1", "podtemplates")
+    obj = {"metadata": {"name": "t", "namespace": "d"}, "template": {
+        "metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "nginx", "image": "nginx:1.25"}]}}}
+    pt.default(obj)
+    assert obj["template"]["spec"]["restartPolicy"] == "Always" and pt.validate(obj) == []
+    assert pt.row(obj) == ["nginx", "nginx:1.25", "app=web"]
+    cs = more.get("", "v1", "componentstatuses")
+    assert cs.verbs == ("get", "list") and cs.short_names == ("cs",)
+    from kubelite.api.kinds.core_cluster import builtin_component_statuses
+
+    assert [cs.row(o) for o in builtin_component_statuses()] == [["Healthy", "ok", ""]] * 3
+    assert more.get("", "v1", "bindings").verbs == ("create",)
+
+
+def test_crd_defaults_and_validation(more):
+    res = more.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    crd = {"metadata": {"name": "widgets.example.com"}, "spec": {
+        "group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
+        "versions": [{"name": "v1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {}}}}}]}}
+    res.default(crd)
+    assert crd["spec"]["names"]["singular"] == "widget" and crd["spec"]["names"]["listKind"] == "WidgetList"
+    assert crd["spec"]["conversion"] == {"strategy": "None"}
+    assert texts(res.validate(crd)) == ["spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required "
+                                        "value: must not be empty for specified object fields"]
+    assert res.short_names == ("crd", "crds")

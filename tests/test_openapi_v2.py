@@ -133,7 +133,7 @@ def _refs(node) -> set[str]:
     out: set[str] = set()
     if isinstance(node, dict):
         for k, v in node.items():
-            out |= {v} if k == "$ref" else _refs(v)
+            out |= {v} if k == "$ref" and isinstance(v, str) else _refs(v)  # JSONSchemaProps has a "$ref" property
     elif isinstance(node, list):
         for v in node:
             out |= _refs(v)

@@ -491,11 +491,25 @@ class OpenAPIService:
     """Serves /openapi/v3 (the index) and /openapi/v3/<gv path> documents for every registered resource."""
 
     def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._revision = -1
         self._by_path: dict[str, list[Resource]] = {}
-        for res in sorted(registry.all(), key=lambda r: (r.group, r.version, r.plural)):
-            self._by_path.setdefault(gv_path(res.group, res.version), []).append(res)
-        self._hashes = {p: self._fingerprint(p, rs) for p, rs in self._by_path.items()}
+        self._hashes: dict[str, str] = {}
         self._docs: dict[str, bytes] = {}
+        self._index = b""
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute the index when the registry changed (CRDs come and go); keep unchanged documents."""
+        if self._revision == self._registry.revision:
+            return
+        self._revision = self._registry.revision
+        by_path: dict[str, list[Resource]] = {}
+        for res in sorted(self._registry.all(), key=lambda r: (r.group, r.version, r.plural)):
+            by_path.setdefault(gv_path(res.group, res.version), []).append(res)
+        hashes = {p: self._fingerprint(p, rs) for p, rs in by_path.items()}
+        self._docs = {p: d for p, d in self._docs.items() if hashes.get(p) == self._hashes.get(p)}
+        self._by_path, self._hashes = by_path, hashes
         index = {"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={h}"}
                            for p, h in sorted(self._hashes.items())}}
         self._index = orjson.dumps(index)
@@ -508,19 +522,25 @@ class OpenAPIService:
         for r in resources:
             h.update(repr((r.group, r.version, r.kind, r.plural, r.namespaced, r.subresources, r.verbs,
                            definition_of(r))).encode())
+            if schema.is_custom(definition_of(r)):  # a CRD's schema may change under the same name
+                h.update(orjson.dumps(schema.definitions().get(definition_of(r)), option=orjson.OPT_SORT_KEYS))
         return h.hexdigest().upper()
 
     def paths(self) -> list[str]:
+        self._refresh()
         return sorted(self._by_path)
 
     def hash(self, path: str) -> str | None:
+        self._refresh()
         return self._hashes.get(path)
 
     def index(self) -> bytes:
+        self._refresh()
         return self._index
 
     def document(self, path: str) -> bytes | None:
         """The JSON bytes of one group-version document (built on first use), or None if not served."""
+        self._refresh()
         doc = self._docs.get(path)
         if doc is None and path in self._by_path:
             doc = orjson.dumps(self.build(path), option=orjson.OPT_SORT_KEYS)
@@ -556,12 +576,12 @@ class OpenAPIService:
         OpenAPIV2Service(r for rs in self._by_path.values() for r in rs).add_routes(app)
 
     async def _handle_index(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._index, content_type="application/json",
+        return web.Response(body=self.index(), content_type="application/json",
                             headers={"Cache-Control": "no-cache, private"})
 
     async def _handle_document(self, request: web.Request) -> web.Response:
         path = request.match_info["path"].strip("/")
-        current = self._hashes.get(path)
+        current = self.hash(path)
         if current is None:
             return _not_found()
         wanted = request.query.get("hash")

@@ -103,6 +103,11 @@ class Resource:
     # Resources that are computed, not stored (SelfSubjectReview, SubjectAccessReview...):
     # create(obj, user) returns the response object; the kind supports only "create"
     review: Callable[[Obj, Any], Obj] | None = None
+    # Served for a CustomResourceDefinition (additive): unstructured objects, no strategic merge patch,
+    # schema errors reported by the CRD's validation rather than the Go decoder
+    custom: bool = False
+    # discovery's singularName when it is not the lowercased kind (CRDs name it: spec.names.singular)
+    singular_name: str = ""
 
     @property
     def group_version(self) -> str:
@@ -110,7 +115,7 @@ class Resource:
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
 
     @property
     def qualified(self) -> str:
@@ -134,10 +139,25 @@ class Registry:
     def __init__(self) -> None:
         self._by_gvr: dict[tuple[str, str, str], Resource] = {}
         self._by_gvk: dict[tuple[str, str, str], Resource] = {}
+        # bumped on every change, so that discovery and OpenAPI know to rebuild (CRDs change it at runtime)
+        self.revision = 0
 
     def register(self, res: Resource) -> Resource:
+        old = self._by_gvr.get((res.group, res.version, res.plural))
+        if old is not None and self._by_gvk.get((old.group, old.version, old.kind)) is old:
+            del self._by_gvk[(old.group, old.version, old.kind)]
         self._by_gvr[(res.group, res.version, res.plural)] = res
         self._by_gvk[(res.group, res.version, res.kind)] = res
+        self.revision += 1
+        return res
+
+    def unregister(self, group: str, version: str, plural: str) -> Resource | None:
+        """Stop serving a resource (a CustomResourceDefinition version went away)."""
+        res = self._by_gvr.pop((group, version, plural), None)
+        if res is not None:
+            if self._by_gvk.get((group, version, res.kind)) is res:
+                del self._by_gvk[(group, version, res.kind)]
+            self.revision += 1
         return res
 
     def get(self, group: str, version: str, plural: str) -> Resource | None:

@@ -43,7 +43,38 @@ def resolve(schema: dict[str, Any]) -> dict[str, Any]:
 
 def definition_for_kind(group: str, version: str, kind: str) -> str | None:
     """The definition name carrying x-kubernetes-group-version-kind for (group, version, kind)."""
-    return _gvk_index().get((group, version, kind))
+    return _custom_gvk.get((group, version, kind)) or _gvk_index().get((group, version, kind))
+
+
+# Definitions of custom resources (CustomResourceDefinition schemas) join upstream's at runtime, so that
+# OpenAPI, field validation, pruning and apply treat them like any other kind. Owned by this module.
+_custom_gvk: dict[tuple[str, str, str], str] = {}
+_custom_names: set[str] = set()
+
+
+def add_custom_definitions(defs: dict[str, dict[str, Any]]) -> None:
+    """Add (or replace) custom-resource definitions; each may carry x-kubernetes-group-version-kind."""
+    base = definitions()
+    for name, d in defs.items():
+        base[name] = d
+        _custom_names.add(name)
+        for gvk in d.get("x-kubernetes-group-version-kind", ()):
+            _custom_gvk[(gvk.get("group", ""), gvk["version"], gvk["kind"])] = name
+
+
+def remove_custom_definitions(names: list[str]) -> None:
+    base = definitions()
+    for name in names:
+        if name in _custom_names:
+            _custom_names.discard(name)
+            base.pop(name, None)
+    for key in [k for k, v in _custom_gvk.items() if v not in _custom_names]:
+        del _custom_gvk[key]
+
+
+def is_custom(name: str) -> bool:
+    """Whether a definition describes a custom resource (unstructured: no Go decoder type errors)."""
+    return name in _custom_names
 
 
 @functools.cache

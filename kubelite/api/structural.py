@@ -229,6 +229,8 @@ class _Walk:
         self.type_errors: list[str] = []
 
     def object(self, definition: str, value: Any) -> Any:
+        # custom resources are decoded as unstructured JSON: their schema validation reports types
+        self.unstructured = schema.is_custom(definition)
         return self.node({"$ref": schema.REF_PREFIX + definition}, value, "", "", "")
 
     def node(self, sch: dict, value: Any, path: str, go_path: str, struct: str) -> Any:
@@ -314,6 +316,8 @@ class _Walk:
         return {k: out[k] for k in value} if self.prune else value
 
     def _type_error(self, value: Any, struct: str, go_path: str, go_type: str) -> None:
+        if getattr(self, "unstructured", False):
+            return
         what = _json_kind(value, go_type)
         if struct and go_path:
             self.type_errors.append(f"json: cannot unmarshal {what} into Go struct field {struct}.{go_path} "

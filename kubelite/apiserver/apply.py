@@ -54,16 +54,17 @@ def manager_from_user_agent(ua: str) -> str:
 
 
 class _Manager:
-    __slots__ = ("manager", "operation", "api_version", "subresource", "time", "fields")
+    __slots__ = ("manager", "operation", "api_version", "subresource", "time", "fields", "_raw")
 
     def __init__(self, manager: str, operation: str, api_version: str, subresource: str,
-                 time: str | None, fields: mf.Tree):
+                 time: str | None, fields: mf.Tree, raw: dict | None = None):
         self.manager = manager
         self.operation = operation
         self.api_version = api_version
         self.subresource = subresource
         self.time = time
         self.fields = fields
+        self._raw = (fields, raw) if raw is not None else None  # the FieldsV1 these fields came from
 
     @property
     def ident(self) -> tuple[str, str, str, str]:
@@ -86,10 +87,25 @@ class _Manager:
         if self.time:
             e["time"] = self.time
         e["fieldsType"] = "FieldsV1"
-        e["fieldsV1"] = mf.to_fields_v1(self.fields)
+        unchanged = self._raw is not None and self._raw[0] is self.fields
+        e["fieldsV1"] = self._raw[1] if unchanged else mf.to_fields_v1(self.fields)
         if self.subresource:
             e["subresource"] = self.subresource
         return e
+
+
+_DECODED: dict[bytes, mf.Tree] = {}  # FieldsV1 -> Tree; trees are never mutated, so they are shared
+
+
+def _fields_of(raw: dict) -> mf.Tree:
+    """from_fields_v1, memoized: the same managedFields come back on every write of an object."""
+    key = orjson.dumps(raw)
+    tree = _DECODED.get(key)
+    if tree is None:
+        if len(_DECODED) >= 4096:
+            _DECODED.clear()
+        tree = _DECODED[key] = mf.from_fields_v1(raw)
+    return tree
 
 
 def _decode(entries: Any) -> dict[tuple, _Manager]:
@@ -99,8 +115,9 @@ def _decode(entries: Any) -> dict[tuple, _Manager]:
     for e in entries:
         if not isinstance(e, dict) or not e:
             continue
+        raw = e.get("fieldsV1") or {}
         m = _Manager(str(e.get("manager", "")), str(e.get("operation", "")), str(e.get("apiVersion", "")),
-                     str(e.get("subresource", "") or ""), e.get("time"), mf.from_fields_v1(e.get("fieldsV1") or {}))
+                     str(e.get("subresource", "") or ""), e.get("time"), _fields_of(raw), raw)
         prev = out.get(m.ident)
         if prev is not None:
             m.fields = mf.union(prev.fields, m.fields)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import inspect
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +54,13 @@ class UserInfo:
 
 ANONYMOUS = UserInfo(ANONYMOUS_USER, "", (UNAUTHENTICATED_GROUP,))
 
-# A token authenticator maps a bearer token to a user, or None if the token is not one of its own.
-TokenAuthenticator = Callable[[str], "UserInfo | None"]
+# A token authenticator maps a bearer token to a user, or None if the token is not one of its own
+# (sync, or async when it must look objects up, as the ServiceAccount token authenticator does).
+TokenAuthenticator = Callable[[str], "UserInfo | None | Awaitable[UserInfo | None]"]
+
+# The user a request acts as (after impersonation), for what runs inside the request: escalation checks,
+# access reviews. None outside a request: the in-process components, which act as system:masters.
+current_user: ContextVar[UserInfo | None] = ContextVar("current_user", default=None)
 
 
 class TokenFileError(ValueError):
@@ -96,31 +103,31 @@ class Authenticator:
         """
         self._token_authenticators.append(authenticator)
 
-    def authenticate(self, request: Any) -> UserInfo | None:
+    async def authenticate(self, request: Any) -> UserInfo | None:
         """`request` is an aiohttp request (needs .transport, .headers, .path)."""
         user = self._from_client_cert(request)
         if user is None:
             token = bearer_token(request.headers)
             if token is not None:
-                user = self.authenticate_token(token)
+                user = await self.authenticate_token(token)
                 if user is None:
                     return None  # a wrong token is refused even where anonymous access is allowed
             elif request.path in self.anonymous_paths:
                 return ANONYMOUS
             else:
                 return None
-        if AUTHENTICATED_GROUP not in user.groups:
-            user = UserInfo(user.name, user.uid, (*user.groups, AUTHENTICATED_GROUP), user.extra)
-        return user
+        return with_authenticated_group(user)
 
-    def authenticate_token(self, token: str) -> UserInfo | None:
+    async def authenticate_token(self, token: str) -> UserInfo | None:
         user = self._tokens.get(token)
         if user is not None:
-            return user
+            return with_authenticated_group(user)
         for authenticator in self._token_authenticators:
-            user = authenticator(token)
-            if user is not None:
-                return user
+            found = authenticator(token)
+            if inspect.isawaitable(found):
+                found = await found
+            if found is not None:
+                return with_authenticated_group(found)
         return None
 
     @staticmethod
@@ -130,6 +137,13 @@ class Authenticator:
         if ssl_object is None:
             return None
         return user_from_peer_cert(ssl_object.getpeercert())
+
+
+def with_authenticated_group(user: UserInfo) -> UserInfo:
+    """Upstream's group adder: every authenticated user is also in system:authenticated."""
+    if AUTHENTICATED_GROUP in user.groups:
+        return user
+    return UserInfo(user.name, user.uid, (*user.groups, AUTHENTICATED_GROUP), user.extra)
 
 
 def user_from_peer_cert(cert: dict | None) -> UserInfo | None:
@@ -189,10 +203,9 @@ class RequestAttributes:
 
 
 class Authorizer:
-    """Allows every authenticated user for now; RBAC will replace `authorize` behind the same signature.
-
-    Anonymous users only reach the public-info paths (see the module docstring) and may only read those,
-    as upstream's system:public-info-viewer ClusterRole allows.
+    """The authorizer interface, and the fallback when RBAC is not wired: system:masters and authenticated
+    users may do anything, anonymous users only read the public-info paths. The control plane uses
+    `kubelite.apiserver.authz.rbac.RBACAuthorizer`, which has the same `authorize` signature.
     """
 
     def authorize(self, user: UserInfo, attributes: RequestAttributes) -> tuple[bool, str]:
@@ -292,10 +305,13 @@ def forbidden_error(user: UserInfo, attributes: RequestAttributes, reason: str =
     return errors.StatusError(403, "Forbidden", f"forbidden: {msg}", {})
 
 
-def make_auth_middleware(authenticator: Authenticator, authorizer: Authorizer):
-    """An aiohttp middleware answering 401/403 as Status objects; sets request["user"] and
-    request["attributes"] for handlers (audit, SelfSubjectReview, admission)."""
+def make_auth_middleware(authenticator: Authenticator, authorizer: Any):
+    """An aiohttp middleware answering 401/403 as Status objects. It applies Impersonate-* headers, then
+    authorizes; sets request["user"] and request["attributes"] and `current_user` for what the request
+    runs (audit, reviews, escalation checks)."""
     from aiohttp import web
+
+    from kubelite.apiserver.authz.impersonation import impersonate
 
     def status_response(err: errors.StatusError) -> web.Response:
         import orjson
@@ -304,15 +320,23 @@ def make_auth_middleware(authenticator: Authenticator, authorizer: Authorizer):
 
     @web.middleware
     async def auth_middleware(request: web.Request, handler):
-        user = authenticator.authenticate(request)
+        user = await authenticator.authenticate(request)
         if user is None:
             return status_response(unauthorized_error())
+        try:
+            user = impersonate(user, request.headers, request.path, authorizer.authorize)
+        except errors.StatusError as e:
+            return status_response(e)
         attributes = request_attributes(request.method, request.path, request.query)
         allowed, reason = authorizer.authorize(user, attributes)
         if not allowed:
             return status_response(forbidden_error(user, attributes, reason))
         request["user"] = user
         request["attributes"] = attributes
-        return await handler(request)
+        token = current_user.set(user)
+        try:
+            return await handler(request)
+        finally:
+            current_user.reset(token)
 
     return auth_middleware

@@ -24,7 +24,7 @@ async def start(service: Any, config: ServerConfig) -> list[Any]:
         from kubelite.client.client import Client
         from kubelite.dns import ClusterDNS
 
-        dns = ClusterDNS(Client.in_process(service), config)
+        dns = ClusterDNS(Client.in_process(service), _dns_config(config))
         await dns.start()
         started.append(dns)
     # simulated nodes (kwok-style) always run: `kubelite nodes add` may ask for some at any time
@@ -52,6 +52,10 @@ async def start(service: Any, config: ServerConfig) -> list[Any]:
         try:
             await kubelet.start()
             started.append(kubelet)
+            if getattr(config, "kube_proxy", True):
+                proxier = await _start_proxy(_KClient.in_process(service), config, kubelet)
+                if proxier is not None:
+                    started.append(proxier)
         except NodeUnavailable as e:
             log.error("no node on this host, running the control plane only: %s", e)
             await kubelet.stop()
@@ -59,3 +63,40 @@ async def start(service: Any, config: ServerConfig) -> list[Any]:
             log.exception("the kubelet failed to start; running the control plane only")
             await kubelet.stop()
     return started
+
+
+def _dns_config(config: ServerConfig) -> ServerConfig:
+    """With a real node and its service proxy, cluster DNS must be reachable from pods: the default
+    loopback listener moves to the node's address (a free port), so kube-dns's Endpoints point
+    there and the proxy DNATs the kube-dns ClusterIP (:53) to it. Without a node, or with an
+    explicit --dns-listen, the setting stands."""
+    import dataclasses
+
+    if not (getattr(config, "kubelet", False) and getattr(config, "kube_proxy", True)
+            and config.dns_listen == ServerConfig.dns_listen):
+        return config
+    from kubelite.apiserver.pki import primary_ip
+
+    node_ip = config.node_ip or primary_ip()
+    return dataclasses.replace(config, dns_listen=f"{node_ip}:0") if node_ip else config
+
+
+async def _start_proxy(client: Any, config: ServerConfig, kubelet: Any) -> Any:
+    """kube-proxy beside the kubelet, on the node's name and address; a host without iptables
+    still gets a node, only without services."""
+    from kubelite.proxy import Proxier, ProxyConfig
+    from kubelite.proxy.iptables import IPTables
+
+    if not IPTables.available():
+        log.error("no iptables/iptables-restore on this host: services will not be reachable from this node")
+        return None
+    proxier = Proxier(client, ProxyConfig(node_name=kubelet.config.node_name, node_ip=kubelet.node_ip,
+                                          cluster_cidr=config.cluster_cidr, service_cidr=config.service_cidr,
+                                          chain_prefix=getattr(config, "proxy_chain_prefix", "KUBE") or "KUBE"))
+    try:
+        await proxier.start()
+        return proxier
+    except Exception:
+        log.exception("the service proxy failed to start")
+        await proxier.stop()
+        return None

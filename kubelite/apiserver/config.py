@@ -41,6 +41,10 @@ class ServerConfig:
     kubelet_port: int = 10250  # 0 picks a free port
     cni_bridge: str = "kubelite0"
     cni_bin_dir: str = "/usr/lib/cni"
+    # the service proxy (kubelite.proxy) runs beside the kubelet unless disabled (k3s: --disable-kube-proxy)
+    kube_proxy: bool = True
+    # its iptables chains are <prefix>-SERVICES, <prefix>-SVC-...; clusters sharing one host (tests) differ
+    proxy_chain_prefix: str = "KUBE"
 
     @property
     def db_path(self) -> str:

@@ -31,6 +31,7 @@ class ControlPlane:
         self.service: APIService | None = None
         self._runner: web.AppRunner | None = None
         self.components: list[Any] = []
+        self.access: Any = None
 
     @property
     def url(self) -> str:
@@ -38,8 +39,8 @@ class ControlPlane:
         return f"https://{host}:{self.config.port}"
 
     async def start(self) -> None:
-        from kubelite.apiserver.auth import Authenticator, Authorizer, make_auth_middleware
-        from kubelite.apiserver.pki import ensure_cluster_pki, ssl_server_context
+        from kubelite.apiserver.access import AccessControl
+        from kubelite.apiserver.pki import ensure_cluster_pki, pod_facing_address, ssl_server_context
 
         cfg = self.config
         os.makedirs(cfg.data_dir, exist_ok=True)
@@ -54,11 +55,20 @@ class ControlPlane:
         with open(pki.ca_cert, "rb") as f:
             ca_pem = f.read()
         await bootstrap(self.service, cfg, self.url, ca_pem, allocation.kubernetes_service_ip())
-        app = build_app(self.service, middlewares=[make_auth_middleware(Authenticator(cfg.token_file), Authorizer())])
+        self.access = AccessControl(self.service, cfg)
+        await self.access.start()
+        app = build_app(self.service, middlewares=[self.access.middleware()])
+        self.access.add_routes(app, self.url)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.bind, cfg.port, ssl_context=ssl_server_context(pki), backlog=1024)
-        await site.start()
+        tls = ssl_server_context(pki)
+        await web.TCPSite(self._runner, cfg.bind, cfg.port, ssl_context=tls, backlog=1024).start()
+        pod_facing = pod_facing_address(cfg)
+        if pod_facing:
+            try:
+                await web.TCPSite(self._runner, pod_facing, cfg.port, ssl_context=tls, backlog=1024).start()
+            except OSError as e:
+                log.warning("pods cannot reach the API server: listening on %s:%d failed: %s", pod_facing, cfg.port, e)
         log.info("kubelite API server listening on %s", self.url)
         await self._start_components()
 
@@ -76,5 +86,7 @@ class ControlPlane:
                 log.exception("stopping %r", comp)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.access is not None:
+            await self.access.stop()
         if self.store is not None:
             await self.store.close()

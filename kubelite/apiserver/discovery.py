@@ -3,7 +3,8 @@
 kubectl 1.32 first asks /api and /apis for the aggregated form (apidiscovery.k8s.io/v2
 APIGroupDiscoveryList, negotiated through the Accept header) and only falls back to the legacy
 APIVersions / APIGroupList / APIResourceList documents when the server does not offer it. Both forms
-are computed once from the registry at startup: the set of served resources never changes at runtime.
+are computed from the registry and recomputed when it changes (CustomResourceDefinitions add and
+remove resources at runtime), so a CRD is discoverable as soon as it is Established.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ class Discovery:
                 e["shortNames"] = list(r.short_names)
             if r.categories:
                 e["categories"] = list(r.categories)
-            e["storageVersionHash"] = storage_version_hash(r.group, r.storage_version or r.version, r.kind)
+            stored = (r.storage_version or r.version).rpartition("/")[2]  # may be group-qualified
+            e["storageVersionHash"] = storage_version_hash(r.group, stored, r.kind)
             entries.append(e)
             for sub in r.subresources:
                 info = subresource_info(r, sub)
@@ -197,8 +199,14 @@ def aggregated_version(accept: str) -> str | None:
 
 
 def add_discovery_routes(app: web.Application, registry: Registry, advertise_address: str = "") -> None:
-    """Serve the discovery endpoints for `registry` on `app` (documents computed here, once)."""
-    d = Discovery(registry)
+    """Serve the discovery endpoints for `registry` on `app` (documents rebuilt when the registry changes)."""
+    built: list[Any] = [registry.revision, Discovery(registry)]
+
+    def current() -> Discovery:
+        if built[0] != registry.revision:
+            built[0] = registry.revision
+            built[1] = Discovery(registry)
+        return built[1]
 
     def json_response(body: bytes, content_type: str = "application/json") -> web.Response:
         resp = web.Response(body=body)
@@ -209,21 +217,21 @@ def add_discovery_routes(app: web.Application, registry: Registry, advertise_add
         version = aggregated_version(request.headers.get("Accept", ""))
         if version is None:
             return None
-        resp = json_response(d.aggregated[(root, version)], AGGREGATED_V2 if version == "v2" else AGGREGATED_V2BETA1)
+        resp = json_response(current().aggregated[(root, version)], AGGREGATED_V2 if version == "v2" else AGGREGATED_V2BETA1)
         resp.headers["Vary"] = "Accept"
-        etag = '"' + hashlib.sha256(d.aggregated[(root, version)]).hexdigest().upper() + '"'
+        etag = '"' + hashlib.sha256(current().aggregated[(root, version)]).hexdigest().upper() + '"'
         resp.headers["ETag"] = etag
         return resp
 
     async def version(request: web.Request) -> web.Response:
-        return json_response(d.version)
+        return json_response(current().version)
 
     async def api(request: web.Request) -> web.Response:
         agg = aggregated("api", request)
         if agg is not None:
             return agg
         address = advertise_address or request.host
-        body = dict(d.api_versions)
+        body = dict(current().api_versions)
         body["serverAddressByClientCIDRs"] = [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}]
         resp = json_response(orjson.dumps(body))
         resp.headers["Vary"] = "Accept"
@@ -233,22 +241,22 @@ def add_discovery_routes(app: web.Application, registry: Registry, advertise_add
         agg = aggregated("apis", request)
         if agg is not None:
             return agg
-        resp = json_response(d.apis)
+        resp = json_response(current().apis)
         resp.headers["Vary"] = "Accept"
         return resp
 
     async def core_version(request: web.Request) -> web.Response:
-        body = d.resource_lists.get(request.match_info["version"])
+        body = current().resource_lists.get(request.match_info["version"])
         if body is None or "/" in request.match_info["version"]:
             return _not_found()
         return json_response(body)
 
     async def group(request: web.Request) -> web.Response:
-        body = d.group_docs.get(request.match_info["group"])
+        body = current().group_docs.get(request.match_info["group"])
         return json_response(body) if body is not None else _not_found()
 
     async def group_version(request: web.Request) -> web.Response:
-        body = d.resource_lists.get(f"{request.match_info['group']}/{request.match_info['version']}")
+        body = current().resource_lists.get(f"{request.match_info['group']}/{request.match_info['version']}")
         return json_response(body) if body is not None else _not_found()
 
     app.router.add_get("/version", version)

@@ -187,7 +187,8 @@ class ResourceHandler:
         dry_run = q.get("dryRun") == "All"
         manager = q.get("fieldManager", "") or _manager_from_ua(request.headers.get("User-Agent", ""))
         warnings: list[str] = []
-        if t.subresource in ("log", "exec") and res.plural == "pods" and not res.group:  # streamed via the kubelet
+        if t.subresource in ("log", "exec", "attach", "portforward") and res.plural == "pods" and not res.group:
+            # streamed via the kubelet
             from kubelite.kubelet import proxy
 
             return await proxy.handle(svc, request, t.namespace or "", t.name, t.subresource)
@@ -196,8 +197,13 @@ class ResourceHandler:
         if res.review is not None:
             if method != "POST" or t.name:
                 raise errors.new_method_not_allowed()
+            if out_kind == "table":  # reviews have no table convertor: upstream answers 406
+                raise errors.new_not_acceptable()
             body = await _read_body(request, q.get("fieldValidation", ""), res, warnings)
-            return respond(res.review(body, request.get("user")), 201, "json", warnings)
+            reviewed = res.review(body, request.get("user"))
+            if asyncio.iscoroutine(reviewed):  # TokenReview looks objects up
+                reviewed = await reviewed
+            return respond(reviewed, 201, "json", warnings)
         if method == "GET" and "get" not in res.verbs or method == "POST" and "create" not in res.verbs:
             raise errors.new_method_not_allowed()
         if method == "GET":
@@ -236,7 +242,7 @@ class ResourceHandler:
                 raise errors.new_method_not_allowed()
             if t.subresource == "finalize":
                 return respond(await self._finalize(t, await request.read()))
-            if t.subresource and t.subresource not in ("status", "scale"):
+            if t.subresource and t.subresource not in ("status", "scale", "approval"):
                 raise errors.new_method_not_allowed()
             body = await _read_body(request, q.get("fieldValidation", "") if t.subresource != "scale" else "Ignore",
                                     res, warnings)
@@ -248,13 +254,15 @@ class ResourceHandler:
                 raise errors.new_method_not_allowed()
             ctype = request.headers.get("Content-Type", "")
             base = ctype.split(";")[0].strip()
+            smp_ok = bool(res.definition) and not res.custom  # custom resources have no patch strategies
             if base not in ("application/json-patch+json", "application/merge-patch+json",
-                            "application/strategic-merge-patch+json", "application/apply-patch+yaml"):
+                            "application/apply-patch+yaml") + (("application/strategic-merge-patch+json",)
+                                                               if smp_ok else ()):
                 raise errors.StatusError(
                     415, "UnsupportedMediaType",
                     "the body of the request was in an unknown format - accepted media types include: "
                     "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-                    + (", application/strategic-merge-patch+json" if res.definition else ""))
+                    + (", application/strategic-merge-patch+json" if smp_ok else ""))
             obj = await svc.patch(res, t.namespace, t.name, base, await request.read(), subresource=t.subresource,
                                   dry_run=dry_run, field_manager=q.get("fieldManager", "") or (
                                       manager if base != "application/apply-patch+yaml" else ""),

@@ -111,6 +111,9 @@ def ensure_cluster_pki(config: ServerConfig) -> PKI:
     addresses, the host's primary IP, which is what kubelets on other hosts dial), its service CIDR."""
     extra = list(config.tls_sans)
     bind = _normalize_san(config.bind)
+    pod_facing = pod_facing_address(config)
+    if pod_facing:
+        extra.append(pod_facing)
     if bind in ("0.0.0.0", "::", ""):
         ip = primary_ip()
         if ip:
@@ -119,6 +122,14 @@ def ensure_cluster_pki(config: ServerConfig) -> PKI:
         extra.append(bind)
     return ensure_pki(config.tls_dir, extra, service_cidr=config.service_cidr,
                       cluster_domain=config.cluster_domain)
+
+
+def pod_facing_address(config: ServerConfig) -> str | None:
+    """With a real node and a loopback-only API server, the node address the server also listens on,
+    so that pods reach it through the `kubernetes` service (as kube-apiserver's advertise address)."""
+    if not config.kubelet or not _normalize_san(config.bind).startswith("127."):
+        return None
+    return config.node_ip or primary_ip()
 
 
 def primary_ip() -> str | None:

@@ -53,9 +53,36 @@ def _drop_empty_metadata(m: Obj) -> None:
             del m[k]
 
 
+def _replace_key(m: Obj, old_m: Obj, key: str) -> None:
+    """Reset one metadata field to its stored value (a status strategy's reset field)."""
+    if key in old_m:
+        m[key] = meta.deep_copy(old_m[key])
+    else:
+        m.pop(key, None)
+
+
 def _content(obj: Obj) -> Obj:
     """What bumps metadata.generation: everything but metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class _ExpiredContinue(errors.StatusError):
+    """410 for a continue token whose version was compacted away; its Status carries a token that
+    continues the list inconsistently (from the same key, at the newest version), as upstream's."""
+
+    def __init__(self, start: str):
+        super().__init__(410, "Expired", "The provided continue parameter is too old to display a consistent list "
+                         "result. You can start a new list without the continue parameter, or use the continue "
+                         "token in this response to retrieve the remainder of the results. Continuing with the "
+                         "provided token results in an inconsistent list - objects that were created, modified, or "
+                         "deleted between the time the first chunk was returned and now may show up in the list.")
+        token = {"v": "meta.k8s.io/v1", "rv": -1, "start": start}
+        self.continue_token = base64.urlsafe_b64encode(orjson.dumps(token)).decode().rstrip("=")
+
+    def status(self) -> dict:
+        s = super().status()
+        s["metadata"] = {"continue": self.continue_token}
+        return s
 
 
 class APIService:
@@ -178,6 +205,13 @@ class APIService:
                 list_rev = int(token["rv"])
             except Exception as exc:
                 raise errors.new_bad_request(f"continue key is not valid: {exc}") from None
+            if list_rev < 0:  # an inconsistent continuation: the rest of the list as it is now
+                list_rev = 0
+            elif list_rev:
+                try:
+                    self.store.watch(prefix, list_rev).close()
+                except CompactedError:
+                    raise _ExpiredContinue(token["start"]) from None
         objects, rev, _ = await self.store.list(prefix, 0, start_after)
         if resource_version_match == "Exact" and resource_version and int(resource_version or 0) != rev:
             raise errors.new_gone(f"too old resource version: {resource_version} ({rev})")
@@ -207,6 +241,11 @@ class APIService:
                      dry_run: bool = False, field_manager: str = "", warnings: list[str] | None = None) -> Obj:
         if subresource:
             return await self._create_subresource(res, namespace, name, subresource, body, dry_run)
+        if res.group == "" and res.plural == "bindings":  # core/v1 Binding binds the pod it names
+            from kubelite.apiserver import pod_subresources
+
+            return await pod_subresources.bind(self, self.registry.get("", "v1", "pods"), namespace,
+                                               (body.get("metadata") or {}).get("name", ""), body, dry_run)
         obj = dict(body)
         self._check_type(res, obj)
         m = dict(obj.get("metadata") or {})
@@ -303,10 +342,23 @@ class APIService:
             finalizers = (new.get("spec") or {}).get("finalizers") or []
             new = meta.deep_copy(old)
             new.setdefault("spec", {})["finalizers"] = list(finalizers)
-        elif subresource == "status":
-            # upstream's status strategy: only status (and managedFields) may change
+        elif subresource in ("status", "approval"):
+            # upstream's status strategies: status and metadata may change, the rest stays as it was
+            # (custom resources keep their metadata too; a Deployment keeps its labels)
             status = new.get("status")
+            if subresource == "approval":  # a CSR's approval: only status.conditions may change
+                conditions = (status or {}).get("conditions")
+                status = {k: v for k, v in (old.get("status") or {}).items() if k != "conditions"}
+                if conditions is not None:
+                    status["conditions"] = conditions
+            new_meta = new["metadata"]
             new = meta.deep_copy(old)
+            if not res.custom:
+                new["metadata"] = new_meta
+                if res.group == "apps" and res.plural == "deployments":
+                    _replace_key(new_meta, om, "labels")
+                elif res.group == "" and res.plural == "pods":
+                    _replace_key(new_meta, om, "ownerReferences")
             if status is None:
                 new.pop("status", None)
             else:
@@ -321,12 +373,12 @@ class APIService:
             res.prepare_update(new, old)
         if res.tracks_generation:
             gen = om.get("generation") or 1
-            if subresource != "status" and _content(new) != _content(old):
+            if subresource not in ("status", "approval") and _content(new) != _content(old):
                 gen += 1
             new["metadata"]["generation"] = gen
         else:
             new["metadata"].pop("generation", None)
-        if subresource not in ("status", "finalize"):
+        if subresource not in ("status", "approval", "finalize"):
             await self._admit("UPDATE", res, new, old)
         try:
             self._validate(res, new, old)
@@ -454,6 +506,7 @@ class APIService:
                     return old
                 stored = await self.store.update(self._key(res, namespace, name), self._to_storage(res, new),
                                                  int(old["metadata"]["resourceVersion"]))
+                self._committed(res, stored, old)  # e.g. a CRD's cleanup starts with its deletionTimestamp
                 return self._from_storage(res, stored)
             except ConflictError:
                 continue
@@ -510,20 +563,29 @@ class APIService:
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.new_invalid("Scale", "autoscaling", name, [
                 errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
-        stored = await self.store.get(self._key(res, namespace, name))
-        if stored is None:
-            raise errors.new_not_found(res.plural, res.group, name)
-        old = self._from_storage(res, stored)
         expected = (scale.get("metadata") or {}).get("resourceVersion")
-        if expected and expected != old["metadata"]["resourceVersion"]:
-            raise errors.new_conflict(res.plural, res.group, name, _CONFLICT_DETAIL)
-        new = meta.deep_copy(old)
-        cur = new
-        for p in res.scale.spec_path[:-1]:
-            cur = cur.setdefault(p, {})
-        cur[res.scale.spec_path[-1]] = replicas
-        updated = await self._write_update(res, old, new, "", dry_run, field_manager, "Update")
-        return self._scale_of(res, updated)
+        for attempt in range(5):
+            stored = await self.store.get(self._key(res, namespace, name))
+            if stored is None:
+                raise errors.new_not_found(res.plural, res.group, name)
+            old = self._from_storage(res, stored)
+            if expected and expected != old["metadata"]["resourceVersion"]:
+                raise errors.new_conflict(res.plural, res.group, name, _CONFLICT_DETAIL)
+            new = meta.deep_copy(old)
+            cur = new
+            for p in res.scale.spec_path[:-1]:
+                cur = cur.setdefault(p, {})
+            cur[res.scale.spec_path[-1]] = replicas
+            try:
+                updated = await self._write_update(res, old, new, "", dry_run, field_manager, "Update")
+            except errors.StatusError as e:
+                # a scale without resourceVersion is unconditional: upstream's GuaranteedUpdate
+                # retries it against the newer object when a controller wrote in between
+                if e.code != 409 or expected or attempt == 4:
+                    raise
+                continue
+            return self._scale_of(res, updated)
+        raise AssertionError("unreachable")
 
     async def _create_subresource(self, res: Resource, namespace: str | None, name: str, subresource: str,
                                   body: Obj, dry_run: bool) -> Obj:
@@ -533,6 +595,9 @@ class APIService:
             return await pod_subresources.bind(self, res, namespace, name, body, dry_run)
         if res.group == "" and res.plural == "pods" and subresource == "eviction":
             return await pod_subresources.evict(self, res, namespace, name, body, dry_run)
+        token_request = getattr(self, "token_request", None)  # set by the control plane (TokenRequestREST)
+        if res.group == "" and res.plural == "serviceaccounts" and subresource == "token" and token_request:
+            return await token_request.create(self, namespace or "", name, body, dry_run)
         raise errors.new_method_not_allowed()
 
     # ------------------------------------------------------------------ watch
@@ -600,7 +665,8 @@ class APIService:
                         yield "DELETED", self._from_storage(res, obj)
                     continue
                 # did the object match before this change? (from the event's previous state if known)
-                was = match(ev.prev) if ev.prev is not None else k in matching
+                # (a creation matched nothing before, even when the object is in the list we started from)
+                was = ev.type != "ADDED" and (match(ev.prev) if ev.prev is not None else k in matching)
                 now = match(obj)
                 if now:
                     matching.add(k)

@@ -53,6 +53,10 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubelet-port", type=int, metavar="PORT",
                    help=f"kubelet HTTPS port, 0 for any free one (default: {d['kubelet_port'].default})")
     p.add_argument("--cni-bridge", metavar="NAME", help=f"pod network bridge (default: {d['cni_bridge'].default})")
+    p.add_argument("--disable-kube-proxy", action="store_true", help="do not run the service proxy beside the kubelet")
+    p.add_argument("--proxy-chain-prefix", metavar="NAME",
+                   help="prefix of the service proxy's iptables chains (default: KUBE; 4 characters keep "
+                        "chain names within iptables' limit)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -79,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         config.token_file = path
     if args.service_cidr:
         config.service_cidr = args.service_cidr
+        config.cluster_dns = _cluster_dns(config.service_cidr, config.cluster_dns)
     if args.cluster_cidr:
         config.cluster_cidr = args.cluster_cidr
     if args.simulated_nodes is not None:
@@ -95,6 +100,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             setattr(config, attr, getattr(args, attr))
     if getattr(args, "kubelet_port", None) is not None:
         config.kubelet_port = args.kubelet_port
+    config.kube_proxy = not getattr(args, "disable_kube_proxy", False)
+    if getattr(args, "proxy_chain_prefix", None):
+        config.proxy_chain_prefix = args.proxy_chain_prefix
     _check_cidrs(config)
     return config
 
@@ -116,6 +124,9 @@ def server_argv(config: ServerConfig, verbose: bool = False) -> list[str]:
     if config.kubelet:
         argv += ["--kubelet", "--pause-image", config.pause_image, "--kubelet-port", str(config.kubelet_port),
                  "--cni-bridge", config.cni_bridge]
+        argv += ["--proxy-chain-prefix", config.proxy_chain_prefix]
+        if not config.kube_proxy:
+            argv.append("--disable-kube-proxy")
         for flag, value in (("--node-name", config.node_name), ("--node-ip", config.node_ip),
                             ("--container-runtime-endpoint", config.container_runtime_endpoint)):
             if value:
@@ -123,6 +134,17 @@ def server_argv(config: ServerConfig, verbose: bool = False) -> list[str]:
     if verbose:
         argv.append("--verbose")
     return argv
+
+
+def _cluster_dns(service_cidr: str, current: str) -> str:
+    """As k3s: the DNS service IP is the 10th address of the service CIDR unless it already lies in it."""
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(service_cidr, strict=False)
+        return current if ipaddress.ip_address(current) in net else str(net[10])
+    except (ValueError, IndexError):
+        return current
 
 
 def _check_cidrs(config: ServerConfig) -> None:

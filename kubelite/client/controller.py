@@ -36,6 +36,9 @@ class Controller:
     def enqueue_after(self, obj: dict | str, delay: float) -> None:
         self.queue.add_after(obj if isinstance(obj, str) else meta_namespace_key(obj), delay)
 
+    def enqueue_rate_limited(self, obj: dict | str) -> None:
+        self.queue.add_rate_limited(obj if isinstance(obj, str) else meta_namespace_key(obj))
+
     def watch(self, informer: Any, key: Callable[[dict], str | None] | None = None) -> None:
         """Enqueue on every add, update and delete of `informer`'s objects; `key` maps an object to the
         key to reconcile (e.g. a pod to its owner), None to skip."""

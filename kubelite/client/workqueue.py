@@ -3,8 +3,9 @@
 - A key is queued at most once however often it is added (the dirty set).
 - A key being processed is never handed to a second worker; added meanwhile, it is queued again
   when the first worker calls `done(key)` (the processing set).
-- `add_after` delays an add; `add_rate_limited` delays it by a per-key exponential backoff
-  (5 ms doubling up to 1000 s) until `forget(key)`.
+- `add_after` delays an add; `add_rate_limited` delays it by the larger of a per-key exponential
+  backoff (5 ms doubling up to 1000 s, until `forget(key)`) and an overall token bucket (10/s, burst
+  100), client-go's DefaultControllerRateLimiter: a key requeued in a loop cannot spin.
 """
 
 from __future__ import annotations
@@ -41,12 +42,59 @@ class ItemExponentialFailureRateLimiter:
         return self._failures.get(item, 0)
 
 
+class BucketRateLimiter:
+    """An overall token bucket: `qps` adds per second after a burst of `burst`."""
+
+    def __init__(self, qps: float = 10.0, burst: int = 100):
+        self.qps = qps
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last: float | None = None
+
+    def when(self, item: Hashable) -> float:
+        import time
+
+        now = time.monotonic()
+        if self._last is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+        self._last = now
+        self._tokens -= 1  # reserve a token; a debt is paid by waiting
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
+
+    def forget(self, item: Hashable) -> None:
+        pass
+
+    def num_requeues(self, item: Hashable) -> int:
+        return 0
+
+
+class MaxOfRateLimiter:
+    """The longest delay of several limiters (client-go's MaxOfRateLimiter)."""
+
+    def __init__(self, *limiters: Any):
+        self.limiters = limiters
+
+    def when(self, item: Hashable) -> float:
+        return max(limiter.when(item) for limiter in self.limiters)
+
+    def forget(self, item: Hashable) -> None:
+        for limiter in self.limiters:
+            limiter.forget(item)
+
+    def num_requeues(self, item: Hashable) -> int:
+        return max(limiter.num_requeues(item) for limiter in self.limiters)
+
+
+def default_controller_rate_limiter() -> MaxOfRateLimiter:
+    return MaxOfRateLimiter(ItemExponentialFailureRateLimiter(), BucketRateLimiter())
+
+
 class WorkQueue:
     """Dirty/processing-set queue with delayed and rate-limited adds. Use from one event loop."""
 
     def __init__(self, name: str = "", rate_limiter: Any | None = None):
         self.name = name
-        self.rate_limiter = rate_limiter or ItemExponentialFailureRateLimiter()
+        self.rate_limiter = rate_limiter or default_controller_rate_limiter()
         self._queue: deque[Hashable] = deque()
         self._dirty: set[Hashable] = set()
         self._processing: set[Hashable] = set()

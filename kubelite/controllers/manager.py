@@ -21,6 +21,7 @@ from kubelite.controllers.garbagecollector import GarbageCollector
 from kubelite.controllers.namespace import NamespaceController
 from kubelite.controllers.replicaset import REPLICA_SET, REPLICATION_CONTROLLER, ReplicaSetController
 from kubelite.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
+from kubelite.controllers.servicelb import ServiceLBController
 from kubelite.controllers.workloads import controllers as workload_controllers
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,19 @@ def _read_ca(config: Any) -> str | None:
             return f.read()
     except OSError:
         return None
+
+
+def _auth_controllers(client: Any, factory: SharedInformerFactory, config: Any) -> list[Any]:
+    """clusterrole-aggregation, and the legacy token controller when the signing key's dir is known."""
+    from kubelite.controllers.clusterrole_aggregation import ClusterRoleAggregationController
+
+    out: list[Any] = [ClusterRoleAggregationController(client, factory)]
+    if getattr(config, "tls_dir", None):
+        from kubelite.apiserver.satoken import SigningKey
+        from kubelite.controllers.serviceaccount_tokens import TokensController
+
+        out.append(TokensController(client, factory, SigningKey(config.tls_dir), _read_ca(config)))
+    return out
 
 
 class ControllerManager:
@@ -54,7 +68,9 @@ class ControllerManager:
             EndpointsController(client, f),
             EndpointSliceController(client, f),
             EndpointSliceMirroringController(client, f),
+            ServiceLBController(client, f),
             *workload_controllers(client, f, config),
+            *_auth_controllers(client, f, config),
         ]
         self.garbage_collector = GarbageCollector(client, f, self.registry)
         self._started = False

@@ -252,13 +252,20 @@ class ResourceQuotaController:
         inf = self.factory.informer(group, version, plural)
         self.informers[(group, plural)] = inf
 
-        def changed(obj: Obj) -> None:
+        def replenish(obj: Obj) -> None:
             ns = (obj.get("metadata") or {}).get("namespace")
             if ns:
                 for q in self.quota_informer.store.list(ns):
                     self.controller.enqueue(q)
 
-        inf.add_handler(changed, lambda old, new: changed(new), changed)
+        def updated(old: Obj, new: Obj) -> None:
+            if object_usage(group, plural, old) != object_usage(group, plural, new):
+                replenish(new)
+
+        # upstream's replenishment: creations are charged by admission, so only a deletion or a
+        # change of usage (a pod turning terminal) is recounted; a recount on creation would race
+        # with admission's charges for objects not yet committed and undo them
+        inf.add_handler(None, updated, replenish)
         return inf
 
     @requeue_on_conflict

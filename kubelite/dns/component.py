@@ -133,7 +133,7 @@ class ClusterDNS:
                 await self._ensure(self.client.services, kube_dns_service(self.config.cluster_dns))
                 host, port = self.server.address or ("", 0)
                 if _routable(host):
-                    await self._ensure(self.client.endpoints, {
+                    await self._ensure(self.client.endpoints, replace_subsets=True, obj={
                         "apiVersion": "v1", "kind": "Endpoints",
                         "metadata": {"name": "kube-dns", "namespace": "kube-system"},
                         "subsets": [{"addresses": [{"ip": host}],
@@ -148,10 +148,15 @@ class ClusterDNS:
                 delay = min(delay * 2, 10.0)
 
     @staticmethod
-    async def _ensure(resource: Any, obj: dict) -> None:
+    async def _ensure(resource: Any, obj: dict, replace_subsets: bool = False) -> None:
+        """Create `obj` if missing; with `replace_subsets`, also correct an existing object's subsets
+        (the port is picked anew at each start, and the service proxy DNATs to what is written)."""
         m = obj["metadata"]
         try:
-            await resource.get(m["name"], namespace=m["namespace"])
+            current = await resource.get(m["name"], namespace=m["namespace"])
+            if replace_subsets and current.get("subsets") != obj["subsets"]:
+                await resource.update({**current, "subsets": obj["subsets"]}, namespace=m["namespace"],
+                                      field_manager=FIELD_MANAGER)
             return
         except StatusError as e:
             if e.code != 404:

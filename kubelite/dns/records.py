@@ -66,7 +66,7 @@ class ClusterRecords:
         self._slices: dict[tuple[str, str], dict[str, list[Endpoint]]] = {}
         self._endpoints: dict[tuple[str, str], list[Endpoint]] = {}
         self._by_endpoint_ip: dict[str, set[tuple[str, str, str]]] = {}
-        self._pods_by_ip: dict[str, set[str]] = {}
+        self._pods_by_ip: dict[str, dict[str, set[str]]] = {}  # ip -> namespace -> pod names
         self.services.add_handler(self._svc_add, lambda old, new: (self._svc_del(old), self._svc_add(new)),
                                   self._svc_del)
         self.slices.add_handler(self._slice_add, lambda old, new: (self._slice_del(old), self._slice_add(new)),
@@ -152,22 +152,27 @@ class ClusterRecords:
     def _pod_add(self, pod: Obj) -> None:
         ip = (pod.get("status") or {}).get("podIP")
         if ip and not pod["metadata"].get("deletionTimestamp"):
-            self._pods_by_ip.setdefault(ip, set()).add(pod["metadata"].get("namespace", ""))
+            m = pod["metadata"]
+            self._pods_by_ip.setdefault(ip, {}).setdefault(m.get("namespace", ""), set()).add(m["name"])
             if self.pods_affect_answers:
                 self._changed()
 
     def _pod_del(self, pod: Obj) -> None:
         ip = (pod.get("status") or {}).get("podIP")
-        if ip and ip in self._pods_by_ip:
-            ns = pod["metadata"].get("namespace", "")
-            still = any(p["metadata"].get("namespace") == ns and (p.get("status") or {}).get("podIP") == ip
-                        and p["metadata"]["name"] != pod["metadata"]["name"] for p in self.pods.store.list(ns))
-            if not still:
-                self._pods_by_ip[ip].discard(ns)
-                if not self._pods_by_ip[ip]:
+        by_ns = self._pods_by_ip.get(ip or "")
+        if by_ns is None:
+            return
+        m = pod["metadata"]
+        ns = m.get("namespace", "")
+        names = by_ns.get(ns)
+        if names is not None:
+            names.discard(m["name"])
+            if not names:
+                del by_ns[ns]
+                if not by_ns:
                     del self._pods_by_ip[ip]
-            if self.pods_affect_answers:
-                self._changed()
+        if self.pods_affect_answers:
+            self._changed()
 
     def pod_exists(self, namespace: str, ip: str) -> bool:
         return namespace in self._pods_by_ip.get(ip, ())

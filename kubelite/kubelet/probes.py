@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -72,8 +73,11 @@ async def run_probe(runtime: RuntimeClient, probe: dict, container: dict, contai
             _r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
             w.close()
             return True, ""
-        except (OSError, TimeoutError) as e:
-            return False, f"dial tcp {host}:{port}: {e}"
+        except TimeoutError:
+            return False, f"dial tcp {host}:{port}: i/o timeout"
+        except OSError as e:  # worded as Go's net.Dial error, as upstream's prober reports it
+            reason = os.strerror(e.errno).lower() if e.errno else str(e)
+            return False, f"dial tcp {host}:{port}: connect: {reason}"
     if probe.get("grpc"):
         return False, "grpc probes are not supported by this kubelet"
     return True, ""

@@ -1,9 +1,9 @@
-"""The API server's side of pods/log and pods/exec: validate as upstream's pod REST does, find the
+"""The API server's side of pods/log, exec, attach and portforward: validate as upstream's pod REST does, find the
 pod's node, and stream from that node's kubelet over HTTPS with the API server's kubelet-client
 certificate (the real apiserver -> kubelet path, even for the in-process kubelet).
 
 Routing (kubelite/apiserver/handlers.py, before the `if method == "GET":` dispatch):
-    if res.plural == "pods" and not res.group and t.subresource in ("log", "exec"):
+    if res.plural == "pods" and not res.group and t.subresource in ("log", "exec", "attach", "portforward"):
         from kubelite.kubelet import proxy
         return await proxy.handle(svc, request, t.namespace, t.name, t.subresource)
 
@@ -140,6 +140,10 @@ async def _kubelet_base(service: Any, pod: dict) -> str:
 async def handle(service: Any, request: web.Request, namespace: str, name: str, subresource: str) -> web.StreamResponse:
     if subresource == "log":
         return await pod_log(service, request, namespace, name)
+    if subresource == "attach":
+        return await pod_attach(service, request, namespace, name)
+    if subresource == "portforward":
+        return await pod_portforward(service, request, namespace, name)
     return await pod_exec(service, request, namespace, name)
 
 
@@ -214,16 +218,47 @@ async def pod_exec(service: Any, request: web.Request, namespace: str, name: str
                                      f"unable to upgrade connection: container not found (\"{container}\")")
     if not q.getall("command", []):
         raise errors.new_bad_request("you must specify at least 1 command")
-    ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, max_msg_size=0, autoping=True)
+    params = [(k, v) for k, v in q.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
+    return await _relay_ws(service, request, pod, f"/exec/{namespace}/{name}/{container}?{urlencode(params)}",
+                           EXEC_PROTOCOLS)
+
+
+async def pod_attach(service: Any, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+    """GET pods/{name}/attach: upstream's AttachREST (streamLocation) + the kubelet's CRI Attach."""
+    q = request.query
+    pod = await _pod(service, namespace, name)
+    container = _container_name(pod, q.get("container", ""))
+    cs = _status_of(pod, container)
+    if cs is None or "running" not in (cs.get("state") or {}):
+        raise errors.new_bad_request(f"unable to upgrade connection: container {container} not found in pod "
+                                     f"{name}_{namespace}" if cs is None or not cs.get("containerID") else
+                                     f"unable to upgrade connection: container {container} is not running")
+    params = [(k, v) for k, v in q.items() if k in ("stdin", "stdout", "stderr", "tty")]
+    return await _relay_ws(service, request, pod, f"/attach/{namespace}/{name}/{container}?{urlencode(params)}",
+                           EXEC_PROTOCOLS)
+
+
+async def pod_portforward(service: Any, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+    """GET pods/{name}/portforward: SPDY tunnelled in a WebSocket (kubectl 1.32's first choice), relayed
+    byte for byte to the kubelet, which speaks portforward.k8s.io itself."""
+    from kubelite.kubelet.portforward import WS_TUNNEL_PROTOCOL
+
+    pod = await _pod(service, namespace, name)
+    return await _relay_ws(service, request, pod, f"/portForward/{namespace}/{name}", (WS_TUNNEL_PROTOCOL,))
+
+
+async def _relay_ws(service: Any, request: web.Request, pod: dict, path: str,
+                    protocols: tuple[str, ...]) -> web.StreamResponse:
+    """Accept the caller's WebSocket and pump frames to the same path on the pod's kubelet."""
+    # the node first: kubectl retries a failed WebSocket upgrade with SPDY, and shows that answer
+    url = f"{await _kubelet_base(service, pod)}{path}".replace("https://", "wss://", 1)
+    ws = web.WebSocketResponse(protocols=protocols, max_msg_size=0, autoping=True)
     if not ws.can_prepare(request).ok:
         raise errors.new_bad_request("Upgrade request required")
-    params = [(k, v) for k, v in q.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
-    url = f"{await _kubelet_base(service, pod)}/exec/{namespace}/{name}/{container}?{urlencode(params)}"
-    url = url.replace("https://", "wss://", 1)
     session = aiohttp.ClientSession()
     try:
         try:
-            upstream = await session.ws_connect(url, protocols=EXEC_PROTOCOLS, ssl=_client(service).ssl_context(),
+            upstream = await session.ws_connect(url, protocols=protocols, ssl=_client(service).ssl_context(),
                                                 max_msg_size=0)
         except aiohttp.WSServerHandshakeError as e:
             raise errors.new_bad_request(f"unable to upgrade connection: {e.message}") from None

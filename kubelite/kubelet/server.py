@@ -1,15 +1,15 @@
-"""The kubelet's HTTPS API (port 10250): container logs and exec, for the API server only.
+"""The kubelet's HTTPS API (port 10250): container logs, exec, attach and port-forward, for the API
+server only.
 
 TLS with a serving certificate from the cluster CA; clients must present a certificate signed by
 the same CA (the API server's kubelet-client certificate), as `--client-ca-file` does upstream.
-Exec is a WebSocket (channel.k8s.io v5/v4 framing) relayed to the runtime's streaming URL from
-CRI Exec; containerd speaks v4, so v5's CLOSE frames (channel 255) are not forwarded.
+Exec and attach are WebSockets (channel.k8s.io v5/v4 framing) bridged to the runtime's streaming
+URL from CRI Exec/Attach over SPDY (kubelite/kubelet/remotecommand.py). Port-forward is served here (kubelite/kubelet/portforward.py), not by the runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import ssl
@@ -20,13 +20,15 @@ import aiohttp
 from aiohttp import web
 
 from kubelite.kubelet.logs import LogOptions, stream_log
+from kubelite.kubelet.netns import netns_path_from_info, open_connection
+from kubelite.kubelet.portforward import WS_TUNNEL_PROTOCOL, PortForwardSession
+from kubelite.kubelet.remotecommand import bridge
 from kubelite.runtime.cri import CRIError, RuntimeClient, pb
 
 log = logging.getLogger(__name__)
 
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
                   "channel.k8s.io")
-CLOSE_CHANNEL = 255
 
 
 def ensure_serving_cert(tls_dir: str, out_dir: str, node_name: str, ips: list[str]) -> tuple[str, str]:
@@ -67,6 +69,8 @@ class KubeletServer:
         app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_route("*", "/attach/{namespace}/{pod}/{container}", self.attach)
+        app.router.add_route("*", "/portForward/{namespace}/{pod}", self.port_forward)
         app.router.add_get("/pods", self.pods)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -154,64 +158,73 @@ class KubeletServer:
             return default if v is None else v in ("true", "1")
 
         tty = flag("tty")
-        url = await self.runtime.exec(cs.id, cmd, tty=tty, stdin=flag("stdin"), stdout=flag("stdout", True),
-                                      stderr=flag("stderr", not tty) and not tty)
-        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, max_msg_size=0, autoping=True)
+        streams = {"stdin": flag("stdin"), "stdout": flag("stdout", True), "stderr": flag("stderr", not tty) and not tty}
+        url = await self.runtime.exec(cs.id, cmd, tty=tty, **streams)
+        return await _relay_to(request, url, tty=tty, **streams)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        """CRI Attach: the container's own stdio (created with stdin/tty from the pod spec)."""
+        m, q = request.match_info, request.query
+        cs = await self._container(m["namespace"], m["pod"], m["container"])
+        if cs.state != pb.CONTAINER_RUNNING:
+            raise web.HTTPBadRequest(text=f"container {m['container']} is not running")
+
+        def flag(name: str, default: bool = False) -> bool:
+            v = q.get(name)
+            return default if v is None else v in ("true", "1")
+
+        tty = flag("tty")
+        streams = {"stdin": flag("stdin"), "stdout": flag("stdout", True), "stderr": flag("stderr", not tty) and not tty}
+        url = await self.runtime.attach(cs.id, tty=tty, **streams)
+        return await _relay_to(request, url, tty=tty, **streams)
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """portforward.k8s.io (SPDY/3) tunnelled in WebSocket binary messages, as kubectl 1.32 dials it."""
+        m = request.match_info
+        pod = self.kubelet.get_pod(m["namespace"], m["pod"])
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{m["pod"]}" not found')
+        netns, host = await self._pod_network(pod)
+        ws = web.WebSocketResponse(protocols=(WS_TUNNEL_PROTOCOL,), max_msg_size=0, autoping=True)
         if not ws.can_prepare(request).ok:
             raise web.HTTPBadRequest(text="Upgrade request required")
         await ws.prepare(request)
-        await relay_exec(ws, url)
+
+        async def incoming():  # the tunnelled SPDY byte stream
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    yield msg.data
+                elif msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+
+        session = PortForwardSession(ws.send_bytes, lambda port: open_connection(netns, host, port),
+                                     f"{m['pod']}_{m['namespace']}, uid {pod['metadata']['uid']}")
+        await session.serve(incoming())
+        await ws.close()
         return ws
 
-
-async def relay_exec(client_ws: web.WebSocketResponse, runtime_url: str) -> None:
-    """Pump channel frames between the caller and the runtime's streaming server."""
-    ws_url = runtime_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    async with aiohttp.ClientSession() as session:
-        try:
-            upstream = await session.ws_connect(ws_url, protocols=("v4.channel.k8s.io",), max_msg_size=0,
-                                                autoping=True)
-        except aiohttp.ClientError as e:
-            await client_ws.send_bytes(b"\x03" + _failure(f"exec: {e}"))
-            await client_ws.close()
-            return
-        async with upstream:
-            async def down() -> None:
-                async for msg in upstream:
-                    if msg.type == aiohttp.WSMsgType.BINARY:
-                        await client_ws.send_bytes(msg.data)
-                    elif msg.type == aiohttp.WSMsgType.TEXT:
-                        await client_ws.send_str(msg.data)
-                    else:
-                        break
-
-            async def up() -> None:
-                async for msg in client_ws:
-                    if msg.type == aiohttp.WSMsgType.BINARY:
-                        if msg.data[:1] == bytes([CLOSE_CHANNEL]):
-                            continue  # v5 half-close: the v4 runtime has no way to hear it
-                        await upstream.send_bytes(msg.data)
-                    elif msg.type == aiohttp.WSMsgType.TEXT:
-                        await upstream.send_str(msg.data)
-                    else:
-                        break
-
-            t_down = asyncio.ensure_future(down())
-            t_up = asyncio.ensure_future(up())
-            await asyncio.wait({t_down, t_up}, return_when=asyncio.FIRST_COMPLETED)
-            if not t_down.done():
-                # the caller went away: stop the command's streams
-                await upstream.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(t_down, 5)
-            t_up.cancel()
-            with contextlib.suppress(BaseException):
-                await t_up
-    await client_ws.close()
+    async def _pod_network(self, pod: dict) -> tuple[str, str]:
+        """(netns path, address) to dial a pod's ports from: its loopback inside its namespace."""
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            return "", "127.0.0.1"
+        sandboxes = await self.runtime.list_pod_sandbox({"io.kubernetes.pod.uid": pod["metadata"]["uid"]},
+                                                        state=pb.SANDBOX_READY)
+        if not sandboxes:
+            raise web.HTTPBadRequest(text=f"pod {pod['metadata']['name']} has no running sandbox")
+        sandboxes.sort(key=lambda s: s.created_at, reverse=True)
+        status, info = await self.runtime.pod_sandbox_status_verbose(sandboxes[0].id)
+        path = netns_path_from_info(info)
+        if path:
+            return path, "127.0.0.1"
+        return "", status.network.ip  # no namespace path from this runtime: the pod IP on the bridge
 
 
-def _failure(message: str) -> bytes:
-    import orjson
-
-    return orjson.dumps({"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError",
-                         "code": 500})
+async def _relay_to(request: web.Request, runtime_url: str, *, stdin: bool, stdout: bool, stderr: bool,
+                    tty: bool) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, max_msg_size=0, autoping=True)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="Upgrade request required")
+    await ws.prepare(request)
+    await bridge(ws, runtime_url, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+    await ws.close()
+    return ws

@@ -149,11 +149,15 @@ def conditions(pod: dict, phase: str, init_statuses: list[dict], statuses: list[
     terminal = phase in ("Succeeded", "Failed")
     pending_init = [s["name"] for s in init_statuses if not s.get("ready")]
     out.append(_cond("PodReadyToStartContainers", sandbox_ready))
-    if pending_init and not terminal:
+    # upstream's GeneratePodInitializedCondition: a failed pod whose init containers never completed
+    # (and no app container ever started) stays uninitialized
+    app_started = any(("running" in (s.get("state") or {})) or ("terminated" in (s.get("state") or {}))
+                      for s in statuses)
+    if pending_init and phase != "Succeeded" and not app_started:
         out.append(_cond("Initialized", False, "ContainersNotInitialized",
                          f"containers with incomplete status: [{' '.join(pending_init)}]"))
     else:
-        out.append(_cond("Initialized", True, "PodCompleted" if terminal and init_statuses else ""))
+        out.append(_cond("Initialized", True, "PodCompleted" if phase == "Succeeded" and init_statuses else ""))
     unready = [s["name"] for s in statuses if not s.get("ready")]
     if terminal:
         ready = _cond("Ready", False, "PodCompleted")

@@ -18,6 +18,7 @@ from kubelite.api.errors import StatusError
 from kubelite.api.kinds.common import parse_quantity
 from kubelite.kubelet import env as envmod
 from kubelite.kubelet import status as statusmod
+from kubelite.kubelet import termination
 from kubelite.kubelet.backoff import Backoff
 from kubelite.kubelet.config import KubeletConfig
 from kubelite.kubelet.images import ImageManager, ImagePullError
@@ -113,11 +114,14 @@ class PodSyncer:
 
     async def _status(self, cid: str) -> pb.ContainerStatus | None:
         try:
-            return await self.runtime.container_status(cid)
+            cs = await self.runtime.container_status(cid)
         except CRIError as e:
             if e.not_found:
                 return None
             raise
+        if cs.state == pb.CONTAINER_EXITED and not cs.message:
+            cs.message = termination.message(cs)
+        return cs
 
     # ---- configs ---------------------------------------------------------------------------
 
@@ -184,7 +188,7 @@ class PodSyncer:
         env = await envmod.container_env(pod, c, objects, host_ip=self.node_ip, pod_ips=pod_ips,
                                          service_vars=service_vars, allocatable=self.allocatable)
         command, args = envmod.expand_command(c, env)
-        mounts = self.volumes.mounts(pod, c, volume_paths)
+        mounts = self.volumes.mounts(pod, c, volume_paths, env)
         targets = {m.container_path for m in mounts}
         if not spec.get("hostNetwork") and "/etc/hosts" not in targets:
             mounts.append(pb.Mount(container_path="/etc/hosts",
@@ -206,6 +210,8 @@ class PodSyncer:
             lsc.run_as_group.value = int(run_as_group)
         for g in psc.get("supplementalGroups") or []:
             lsc.supplemental_groups.append(int(g))
+        if psc.get("fsGroup") is not None and int(psc["fsGroup"]) not in lsc.supplemental_groups:
+            lsc.supplemental_groups.append(int(psc["fsGroup"]))
         caps = sc.get("capabilities") or {}
         lsc.capabilities.add_capabilities.extend("CAP_" + x if not x.startswith("CAP_") else x
                                                  for x in caps.get("add") or [])
@@ -220,6 +226,7 @@ class PodSyncer:
         labels = {L_POD_NAME: meta["name"], L_POD_NAMESPACE: meta["namespace"], L_POD_UID: meta["uid"],
                   L_CONTAINER_NAME: c["name"], L_CONTAINER_TYPE: kind}
         annotations = {A_HASH: container_hash(c), A_RESTART_COUNT: str(attempt), A_TERMINATION_PATH: tpath,
+                       termination.A_TERMINATION_POLICY: c.get("terminationMessagePolicy") or "File",
                        A_GRACE: str(spec.get("terminationGracePeriodSeconds", 30))}
         return pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=c["name"], attempt=attempt),
@@ -449,6 +456,16 @@ class PodSyncer:
                     await self._kill(pod, c, cid, self._grace(pod), "FailedPostStartHook")
             except CRIError as e:
                 self.recorder.event(pod, "Warning", "FailedPostStartHook", str(e))
+        elif post.get("httpGet"):
+            from kubelite.kubelet.probes import run_probe
+
+            ok, why = await run_probe(self.runtime, {"httpGet": post["httpGet"], "timeoutSeconds": 30}, c, cid,
+                                      pod_ips[0] if pod_ips else "")
+            if not ok:
+                self.recorder.event(pod, "Warning", "FailedPostStartHook",
+                                    f"HTTP lifecycle hook ({post['httpGet'].get('path', '')}) for Container "
+                                    f"\"{c['name']}\" in Pod \"{pod['metadata']['name']}\" failed - error: {why}")
+                await self._kill(pod, c, cid, self._grace(pod), "FailedPostStartHook")
         return cid
 
     @staticmethod

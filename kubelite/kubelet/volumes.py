@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 DEFAULT_MODE = 0o644
 
 
-def _write_atomic(target: str, files: dict[str, tuple[bytes, int]]) -> None:
-    """AtomicWriter: skip when nothing changed; otherwise a new `..<ts>` dir and a swapped `..data`."""
+def _write_atomic(target: str, files: dict[str, tuple[bytes, int]], fs_group: int | None = None) -> None:
+    """AtomicWriter: skip when nothing changed; otherwise a new `..<ts>` dir and a swapped `..data`.
+    With a pod fsGroup the files belong to that group and are group-readable (SetVolumeOwnership)."""
+    if fs_group is not None:
+        files = {rel: (content, mode | 0o440) for rel, (content, mode) in files.items()}
     os.makedirs(target, exist_ok=True)
     data_link = os.path.join(target, "..data")
     current = os.path.join(target, os.readlink(data_link)) if os.path.islink(data_link) else None
@@ -41,7 +44,9 @@ def _write_atomic(target: str, files: dict[str, tuple[bytes, int]]) -> None:
                 p = os.path.join(current, rel)
                 try:
                     with open(p, "rb") as f:
-                        if f.read() != content or (os.stat(p).st_mode & 0o7777) != mode:
+                        st = os.stat(p)
+                        if f.read() != content or (st.st_mode & 0o7777) != mode or (
+                                fs_group is not None and st.st_gid != fs_group):
                             same = False
                             break
                 except OSError:
@@ -57,6 +62,8 @@ def _write_atomic(target: str, files: dict[str, tuple[bytes, int]]) -> None:
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "wb") as f:
             f.write(content)
+        if fs_group is not None:
+            os.chown(p, -1, fs_group)
         os.chmod(p, mode)
     os.chmod(new_dir, 0o755)
     tmp_link = os.path.join(target, "..data_tmp")
@@ -140,6 +147,7 @@ class VolumeManager:
         meta = pod.get("metadata") or {}
         uid, ns = meta.get("uid", ""), meta.get("namespace", "default")
         base = os.path.join(self.pod_dir(uid), "volumes")
+        fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
         paths: dict[str, str] = {}
         for vol in (pod.get("spec") or {}).get("volumes") or []:
             name = vol.get("name", "")
@@ -158,20 +166,24 @@ class VolumeManager:
             elif "emptyDir" in vol:
                 p = os.path.join(base, "kubernetes.io~empty-dir", name)
                 os.makedirs(p, mode=0o777, exist_ok=True)
-                os.chmod(p, 0o777)
+                if fs_group is not None:  # SetVolumeOwnership: the group's, setgid
+                    os.chown(p, -1, fs_group)
+                os.chmod(p, 0o2777 if fs_group is not None else 0o777)
+                if (vol["emptyDir"] or {}).get("medium") == "Memory" and not os.path.ismount(p):
+                    _mount_tmpfs(p, _tmpfs_size(pod, vol["emptyDir"] or {}, allocatable))
                 paths[name] = p
             elif "configMap" in vol or "secret" in vol:
                 kind = "ConfigMap" if "configMap" in vol else "Secret"
                 src = vol.get("configMap") or vol.get("secret") or {}
                 p = os.path.join(base, "kubernetes.io~" + ("configmap" if kind == "ConfigMap" else "secret"), name)
                 files = await _keyed_files(src, kind, ns, objects, DEFAULT_MODE)
-                _write_atomic(p, files or {})
+                _write_atomic(p, files or {}, fs_group)
                 paths[name] = p
             elif "downwardAPI" in vol:
                 src = vol["downwardAPI"] or {}
                 p = os.path.join(base, "kubernetes.io~downward-api", name)
                 _write_atomic(p, _downward_files(src.get("items") or [], pod, host_ip, pod_ips, allocatable,
-                                                 src.get("defaultMode", DEFAULT_MODE)))
+                                                 src.get("defaultMode", DEFAULT_MODE)), fs_group)
                 paths[name] = p
             elif "projected" in vol:
                 src = vol["projected"] or {}
@@ -189,7 +201,7 @@ class VolumeManager:
                         tok = s["serviceAccountToken"]
                         files[tok.get("path", "token")] = (await self._token(pod, tok), default_mode)
                 p = os.path.join(base, "kubernetes.io~projected", name)
-                _write_atomic(p, files)
+                _write_atomic(p, files, fs_group)
                 paths[name] = p
             else:
                 # unsupported sources (persistentVolumeClaim, csi, ...) get an empty directory for now
@@ -214,7 +226,8 @@ class VolumeManager:
             log.debug("token request for %s/%s failed: %s", meta.get("namespace"), sa, e)
             return b""
 
-    def mounts(self, pod: dict, container: dict, volume_paths: dict[str, str]) -> list[pb.Mount]:
+    def mounts(self, pod: dict, container: dict, volume_paths: dict[str, str],
+               env: list[tuple[str, str]] | None = None) -> list[pb.Mount]:
         out = []
         for vm in container.get("volumeMounts") or []:
             host = volume_paths.get(vm.get("name", ""))
@@ -222,7 +235,13 @@ class VolumeManager:
                 raise ContainerConfigError(f"cannot find volume \"{vm.get('name')}\" to mount into container "
                                            f"\"{container.get('name')}\"")
             sub = vm.get("subPath") or ""
+            if vm.get("subPathExpr"):
+                sub = _expand_subpath(vm["subPathExpr"], dict(env or []))
             if sub:
+                if os.path.isabs(sub):
+                    raise ContainerConfigError(f"error SubPath `{sub}` must not be an absolute path")
+                if ".." in sub.split("/"):
+                    raise ContainerConfigError(f"unable to provision SubPath `{sub}`: must not contain '..'")
                 host = os.path.join(host, sub)
                 if not os.path.exists(host):
                     os.makedirs(host, mode=0o755, exist_ok=True)
@@ -266,7 +285,69 @@ class VolumeManager:
         return path
 
     def cleanup(self, uid: str) -> None:
+        empty = os.path.join(self.pod_dir(uid), "volumes", "kubernetes.io~empty-dir")
+        for name in os.listdir(empty) if os.path.isdir(empty) else []:
+            if os.path.ismount(os.path.join(empty, name)):  # medium: Memory
+                _umount(os.path.join(empty, name))
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
+
+
+def _expand_subpath(expr: str, env: dict[str, str]) -> str:
+    """kubecontainer.ExpandContainerVolumeMounts: $(VAR) from the container's env; a reference to a
+    missing or empty variable fails the container (CreateContainerConfigError)."""
+    from kubelite.kubelet.env import _VAR
+
+    missing: set[str] = set()
+
+    def repl(m) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        value = env.get(m.group(1), "")
+        if not value:
+            missing.add(m.group(1))
+        return value
+
+    out = _VAR.sub(repl, expr)
+    if missing:
+        raise ContainerConfigError(f"missing value for {', '.join(sorted(missing))}")
+    return out
+
+
+def _tmpfs_size(pod: dict, src: dict, allocatable: dict[str, str]) -> int:
+    """Upstream (SizeMemoryBackedVolumes): sizeLimit, else the pod's memory limit, else node allocatable."""
+    from kubelite.api.kinds.common import parse_quantity
+
+    candidates = []
+    if src.get("sizeLimit"):
+        candidates.append(int(parse_quantity(str(src["sizeLimit"]))))
+    limits = [(c.get("resources") or {}).get("limits", {}).get("memory") for c in (pod.get("spec") or {}).get(
+        "containers") or []]
+    if limits and all(limits):
+        candidates.append(sum(int(parse_quantity(str(m))) for m in limits))
+    if allocatable.get("memory"):
+        candidates.append(int(parse_quantity(str(allocatable["memory"]))))
+    return min(candidates) if candidates else 0
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _mount_tmpfs(path: str, size: int) -> None:
+    import ctypes
+
+    opts = "mode=0777" + (f",size={size}" if size else "")
+    if _libc().mount(b"tmpfs", path.encode(), b"tmpfs", 0, opts.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs on {path}: {os.strerror(err)}")
+
+
+def _umount(path: str) -> None:
+    if _libc().umount2(path.encode(), 2) != 0:  # MNT_DETACH
+        log.warning("unmounting %s failed", path)
 
 
 def decode_secret_value(v: str) -> bytes:

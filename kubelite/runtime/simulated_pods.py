@@ -438,8 +438,42 @@ def desired_status(pod: Obj, clock: PodClock, now_wall: float, host_ip: str, set
     for k in ("nominatedNodeName",):
         if old.get(k):
             status[k] = old[k]
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and not isinstance(deadline, bool) and not terminal:
+        if now >= deadline:
+            status, terminal = deadline_exceeded_status(status, now_wall), True
+        else:
+            nexts.append(deadline - now)
     status = {k: v for k, v in status.items() if v is not None}
     return status, (min(nexts) if nexts and not terminal else None)
+
+
+def deadline_exceeded_status(status: dict, now_wall: float) -> dict:
+    """The kubelet's answer to a pod active longer than spec.activeDeadlineSeconds (counted from
+    startTime): its containers are killed and it fails with reason DeadlineExceeded."""
+    statuses = []
+    for s in status.get("containerStatuses") or []:
+        s = dict(s)
+        running = (s.get("state") or {}).get("running")
+        if running:
+            s["state"] = {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": running.get("startedAt"),
+                                         "finishedAt": rfc3339(now_wall), "containerID": s.get("containerID", "")}}
+        elif (s.get("state") or {}).get("waiting"):
+            s["state"] = {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
+                                         "finishedAt": rfc3339(now_wall)}}
+        s["ready"], s["started"] = False, False
+        statuses.append(s)
+    conditions = []
+    for c in status.get("conditions") or []:
+        if c.get("type") in ("Ready", "ContainersReady", "PodReadyToStartContainers") and c.get("status") != "False":
+            c = {**c, "status": "False", "lastTransitionTime": rfc3339(now_wall)}
+        if c.get("type") in ("Ready", "ContainersReady"):
+            c = {**c, "reason": "PodFailed"}
+            c.pop("message", None)
+        conditions.append(c)
+    return {**status, "phase": "Failed", "reason": "DeadlineExceeded",
+            "message": "Pod was active on the node longer than the specified deadline",
+            "containerStatuses": statuses, "conditions": conditions}
 
 
 def stopped_status(pod: Obj, now_wall: float) -> dict:

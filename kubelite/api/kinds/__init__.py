@@ -22,6 +22,14 @@ MODULES = (
     "storage",
     "authentication",
     "authorization",
+    "core_cluster",  # core/v1 PodTemplate, ComponentStatus, Binding
+    "storage_csi",  # storage.k8s.io/v1 CSI kinds
+    "admissionregistration",
+    "apiextensions",
+    "apiregistration",
+    "certificates",
+    "flowcontrol",
+    "node_k8s_io",  # node.k8s.io
 )
 
 

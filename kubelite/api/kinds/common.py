@@ -365,7 +365,8 @@ def validate_finalizers(finalizers: Any, path: str) -> list[FieldError]:
     if "orphan" in finalizers and "foregroundDeletion" in finalizers:
         errs.append(ferr.invalid(path, finalizers, "finalizer orphan and foregroundDeletion cannot be both set"))
     for i, f in enumerate(finalizers):
-        if isinstance(f, str) and "/" not in f and f not in STANDARD_FINALIZERS:
+        # a domain name (upstream's own customresourcecleanup.apiextensions.k8s.io) is qualified enough
+        if isinstance(f, str) and "/" not in f and "." not in f and f not in STANDARD_FINALIZERS:
             errs.append(ferr.invalid(f"{path}[{i}]", f, "name is neither a standard finalizer name nor is it fully qualified"))
     return errs
 

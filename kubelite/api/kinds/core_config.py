@@ -209,6 +209,7 @@ def service_account_resource() -> Resource:
     return Resource(
         group="", version="v1", kind="ServiceAccount", plural="serviceaccounts", namespaced=True,
         short_names=("sa",),
+        subresources=("token",),
         definition=definition_for_kind("", "v1", "ServiceAccount") or "",
         columns=(Column("Secrets", "string", description=common.column_doc("io.k8s.api.core.v1.ServiceAccount", "secrets")),
                  common.age_column()),

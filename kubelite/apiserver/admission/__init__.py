@@ -34,14 +34,20 @@ class AdmissionPlugin:
 
 
 def default_plugins(config: Any) -> list[AdmissionPlugin]:
+    from kubelite.apiextensions.controller import CRDController
+    from kubelite.apiserver.admission.limit_ranger import LimitRanger
     from kubelite.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
     from kubelite.apiserver.admission.priority import Priority
     from kubelite.apiserver.admission.resource_quota import ResourceQuotaAdmission
+    from kubelite.apiserver.admission.runtime_class import RuntimeClassAdmission
     from kubelite.apiserver.admission.service_allocation import ServiceAllocation
 
     return [
         NamespaceLifecycle(),
+        LimitRanger(),
         ServiceAllocation(config.service_cidr, config.node_port_range),
         Priority(),
+        RuntimeClassAdmission(),
         ResourceQuotaAdmission(),
+        CRDController(),  # serves CustomResourceDefinitions: registers them as they are written
     ]

@@ -283,11 +283,10 @@ class DaemonSetController:
         hash_ = history.compute_template_hash((ds.get("spec") or {}).get("template") or {}, collision)
         current: list[Obj] = []
         old: list[Obj] = []
+        patch = history.template_patch(ds)
         for cr in revisions:
-            labels = cr["metadata"].get("labels") or {}
-            if labels.get(history.CONTROLLER_REVISION_HASH_LABEL) == hash_ or \
-                    (not labels.get(history.CONTROLLER_REVISION_HASH_LABEL) and
-                     cr.get("data") == history.template_patch(ds)):
+            # Match: a revision is current when it holds the template, whatever its name or hash label
+            if cr.get("data") == patch:
                 current.append(cr)
             else:
                 old.append(cr)

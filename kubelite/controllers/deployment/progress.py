@@ -81,6 +81,6 @@ def requeue_stuck_deployment(dc: Any, d: Obj, new_status: Obj) -> None:
     after = since + d["spec"]["progressDeadlineSeconds"] - time.time()
     key = f"{d['metadata']['namespace']}/{d['metadata']['name']}"
     if after < 1:
-        dc.controller.enqueue(key)
+        dc.controller.enqueue_rate_limited(key)  # rate limited, as upstream: it must not spin
     else:
         dc.controller.enqueue_after(key, after + 1)

@@ -94,6 +94,12 @@ class RuntimeClient:
                                 pb.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id))
         return resp.status
 
+    async def pod_sandbox_status_verbose(self, sandbox_id: str) -> tuple[pb.PodSandboxStatus, dict[str, str]]:
+        """Status plus the runtime's verbose `info` (containerd: JSON with the netns path and pid)."""
+        resp = await self._call(self._runtime, "PodSandboxStatus",
+                                pb.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=True))
+        return resp.status, dict(resp.info)
+
     async def list_pod_sandbox(self, labels: Mapping[str, str] | None = None,
                                state: int | None = None) -> list[pb.PodSandbox]:
         f = pb.PodSandboxFilter(label_selector=dict(labels or {}))

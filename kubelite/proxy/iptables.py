@@ -1,0 +1,113 @@
+"""Running iptables, iptables-restore and conntrack without blocking the event loop.
+
+A sync is one `iptables-restore --noflush` transaction: the kernel sees the whole new ruleset at
+once (no window where half the services are missing) and the host's other chains are untouched.
+Hooks into the built-in chains are ensured separately, once, with `-C`/`-I`, as upstream does.
+`netns` runs everything inside a named network namespace (the bench uses a private one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+
+from kubelite.proxy.rules import Jump, Names
+
+log = logging.getLogger(__name__)
+
+
+class IPTablesError(RuntimeError):
+    pass
+
+
+async def run(argv: list[str], input: str | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(input.encode() if input is not None else None)
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+class IPTables:
+    def __init__(self, netns: str = "", backend: str = ""):
+        self.prefix = ["ip", "netns", "exec", netns] if netns else []
+        suffix = f"-{backend}" if backend else ""
+        self.iptables, self.restore_cmd, self.save_cmd = (f"iptables{suffix}", f"iptables{suffix}-restore",
+                                                          f"iptables{suffix}-save")
+
+    @staticmethod
+    def available() -> bool:
+        return bool(shutil.which("iptables") and shutil.which("iptables-restore"))
+
+    async def restore(self, text: str) -> None:
+        """Apply a ruleset; on failure nothing changed (restore is all or nothing per table)."""
+        rc, _, err = await run([*self.prefix, self.restore_cmd, "-w", "5", "--noflush"], text)
+        if rc != 0:
+            raise IPTablesError(f"iptables-restore failed ({rc}): {err.strip()}")
+
+    async def chains(self, table: str, names: Names) -> set[str]:
+        """Chains of ours present in `table` (from iptables-save)."""
+        rc, out, err = await run([*self.prefix, self.save_cmd, "-t", table])
+        if rc != 0:
+            raise IPTablesError(f"iptables-save -t {table} failed: {err.strip()}")
+        own = f"{names.prefix}-"
+        return {line[1:].split(" ", 1)[0] for line in out.splitlines()
+                if line.startswith(":" + own)}
+
+    async def ensure_jump(self, j: Jump) -> bool:
+        """Prepend the rule unless present (before the CNI's masquerade and accept rules, which would
+        otherwise end the chain first). True when it was added."""
+        base = [*self.prefix, self.iptables, "-w", "5", "-t", j.table]
+        rc, _, _ = await run([*base, "-C", j.chain, *j.args])
+        if rc == 0:
+            return False
+        rc, _, err = await run([*base, "-I", j.chain, "1", *j.args])
+        if rc != 0:
+            raise IPTablesError(f"cannot hook {j.table}/{j.chain}: {err.strip()}")
+        return True
+
+    async def delete_jump(self, j: Jump) -> None:
+        base = [*self.prefix, self.iptables, "-w", "5", "-t", j.table]
+        for _ in range(10):  # every copy, should a crash have left duplicates
+            rc, _, _ = await run([*base, "-D", j.chain, *j.args])
+            if rc != 0:
+                return
+
+    async def remove_all(self, names: Names, jumps: list[Jump]) -> None:
+        """Unhook, then flush and delete every chain of ours in one transaction per table."""
+        for j in jumps:
+            await self.delete_jump(j)
+        lines: list[str] = []
+        for table in ("filter", "nat"):
+            chains = sorted(await self.chains(table, names))
+            if chains:
+                lines += [f"*{table}", *(f":{c} - [0:0]" for c in chains), *(f"-X {c}" for c in chains), "COMMIT"]
+        if lines:
+            await self.restore("\n".join(lines) + "\n")
+
+
+class Conntrack:
+    """Deletes conntrack entries that would keep UDP clients talking to endpoints that are gone
+    (TCP needs nothing: the dead endpoint resets or times out). A no-op without the tool."""
+
+    def __init__(self, netns: str = ""):
+        self.prefix = ["ip", "netns", "exec", netns] if netns else []
+        self.tool = shutil.which("conntrack")
+
+    async def _delete(self, *filters: str) -> None:
+        if not self.tool:
+            return
+        rc, _, err = await run([*self.prefix, self.tool, "-D", "-p", "udp", *filters])
+        if rc not in (0, 1):  # 1: nothing matched
+            log.debug("conntrack -D %s: %s", " ".join(filters), err.strip())
+
+    async def clear_service(self, ip: str) -> None:
+        """A UDP service that had no endpoints: its clients' flows were REJECTed; let them retry."""
+        await self._delete("--orig-dst", ip)
+
+    async def clear_endpoint(self, service_ip: str, endpoint_ip: str) -> None:
+        await self._delete("--orig-dst", service_ip, "--dst-nat", endpoint_ip)
+
+    async def clear_node_port(self, port: int, endpoint_ip: str) -> None:
+        await self._delete("--dport", str(port), "--dst-nat", endpoint_ip)
