@@ -14,8 +14,16 @@ from kubelite.apiserver.service import APIService
 
 log = logging.getLogger(__name__)
 
+COMPONENTS_STARTED = web.AppKey("components_started", dict)  # {"done": bool}: mutable after start-up
+
+
 async def _health(request: web.Request) -> web.Response:
     name = request.path.strip("/").split("/")[0]
+    if name == "readyz" and not request.app.get(COMPONENTS_STARTED, {"done": True})["done"]:
+        # as upstream's post-start hooks: not ready until the node and controllers are up, so that
+        # `kubelite up` returns with `kubectl get nodes` already answering
+        body = "[+]ping ok\n[-]poststarthook/kubelite-components failed: not finished\nreadyz check failed\n"
+        return web.Response(status=500, text=body)
     if "verbose" in request.query:
         checks = ["ping", "log", "etcd", "poststarthook/start-kube-apiserver-admission-initializer"]
         body = "".join(f"[+]{c} ok\n" for c in checks) + f"{name} check passed\n"

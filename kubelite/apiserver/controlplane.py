@@ -15,7 +15,7 @@ from aiohttp import web
 from kubelite.api.registry import default_registry
 from kubelite.apiserver.admission import default_plugins
 from kubelite.apiserver.admission.service_allocation import ServiceAllocation
-from kubelite.apiserver.app import build_app
+from kubelite.apiserver.app import COMPONENTS_STARTED, build_app
 from kubelite.apiserver.bootstrap import bootstrap
 from kubelite.apiserver.config import ServerConfig
 from kubelite.apiserver.service import APIService
@@ -58,6 +58,7 @@ class ControlPlane:
         self.access = AccessControl(self.service, cfg)
         await self.access.start()
         app = build_app(self.service, middlewares=[self.access.middleware()])
+        started = app[COMPONENTS_STARTED] = {"done": False}
         self.access.add_routes(app, self.url)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -71,6 +72,7 @@ class ControlPlane:
                 log.warning("pods cannot reach the API server: listening on %s:%d failed: %s", pod_facing, cfg.port, e)
         log.info("kubelite API server listening on %s", self.url)
         await self._start_components()
+        started["done"] = True
 
     async def _start_components(self) -> None:
         """Controllers, scheduler and simulated nodes, each through the in-process client."""
