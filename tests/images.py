@@ -88,7 +88,9 @@ def teardown_node(cluster, bridge: str) -> None:
                     check=False, timeout=30)
     cluster.stop()
     config = os.path.join(cluster.data_dir, "containerd", "config.toml")
-    sock = os.path.join(cluster.data_dir, "containerd", "containerd.sock")
+    from kubelite.runtime.cri.containerd import ContainerdPaths
+
+    sock = ContainerdPaths(os.path.join(cluster.data_dir, "containerd")).socket
     if os.path.exists(config) and shutil.which("containerd"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(sock)

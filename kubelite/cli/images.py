@@ -33,7 +33,9 @@ def add_parser(sub) -> None:
 def _endpoint(args: argparse.Namespace) -> str:
     if args.container_runtime_endpoint:
         return args.container_runtime_endpoint
-    sock = os.path.join(flags.data_dir(args), "containerd", "containerd.sock")
+    from kubelite.runtime.cri.containerd import ContainerdPaths
+
+    sock = ContainerdPaths(os.path.join(flags.data_dir(args), "containerd")).socket
     if not os.path.exists(sock):
         raise flags.CLIError(f"no containerd socket at {sock}: is `kubelite server --kubelet` running?")
     return "unix://" + sock

@@ -49,14 +49,23 @@ class DNSServer:
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Bind UDP first (port 0 picks one), then TCP on the same port."""
+        """Bind UDP first (port 0 picks one), then TCP on the same port; with port 0, a TCP port
+        already taken by someone else means trying another UDP port."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _UDPProtocol(self), local_addr=(host, port))
-        self._udp = transport
-        bound = transport.get_extra_info("sockname")
-        self._tcp = await asyncio.start_server(self._serve_tcp, bound[0], bound[1], reuse_address=True)
-        self.address = (bound[0], bound[1])
-        return self.address
+        for attempt in range(20):
+            transport, _ = await loop.create_datagram_endpoint(lambda: _UDPProtocol(self), local_addr=(host, port))
+            bound = transport.get_extra_info("sockname")
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, bound[0], bound[1], reuse_address=True)
+            except OSError:
+                transport.close()
+                if port != 0 or attempt == 19:
+                    raise
+                continue
+            self._udp = transport
+            self.address = (bound[0], bound[1])
+            return self.address
+        raise AssertionError("unreachable")
 
     async def stop(self) -> None:
         if self._udp is not None:

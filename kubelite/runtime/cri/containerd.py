@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -38,7 +39,12 @@ class ContainerdPaths:
 
     @property
     def socket(self) -> str:
-        return os.path.join(self.base, "containerd.sock")
+        """Under the data dir, unless that is too long for a unix socket (104 bytes here, with
+        containerd's ".ttrpc" suffix): then under /run/kubelite, named by a hash of the data dir."""
+        path = os.path.join(self.base, "containerd.sock")
+        if len(path) + len(".ttrpc") <= 100:
+            return path
+        return f"/run/kubelite/{hashlib.sha256(self.base.encode()).hexdigest()[:16]}/containerd.sock"
 
     @property
     def log(self) -> str:
@@ -136,7 +142,7 @@ class Containerd:
         from kubelite.runtime.cri.client import CRIError, RuntimeClient
 
         p = self.paths
-        for d in (p.base, p.root, p.state, self.cni_conf_dir):
+        for d in (p.base, p.root, p.state, self.cni_conf_dir, os.path.dirname(p.socket)):
             os.makedirs(d, mode=0o711, exist_ok=True)
         with open(p.config, "w") as f:
             f.write(render_config(p, sandbox_image=self.sandbox_image, cni_bin_dir=self.cni_bin_dir,
@@ -187,3 +193,10 @@ class Containerd:
         if self._log is not None:
             self._log.close()
             self._log = None
+        sock_dir = os.path.dirname(self.paths.socket)
+        if sock_dir != self.paths.base:  # the short-path socket directory under /run/kubelite
+            for name in ("containerd.sock", "containerd.sock.ttrpc"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(sock_dir, name))
+            with contextlib.suppress(OSError):
+                os.rmdir(sock_dir)
