@@ -13,11 +13,13 @@ only through a reference are "virtual" nodes, verified by a live GET. Two queues
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubelite.api.errors import StatusError
+from kubelite.api.meta import parse_time
 from kubelite.client.controller import Controller
 from kubelite.client.informer import SharedInformerFactory
 from kubelite.controllers.retry import quiet_conflicts
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 FOREGROUND = "foregroundDeletion"
+_SETTLE_SECONDS = 2.0
 ORPHAN = "orphan"
 # kinds the collector never looks at: events are never owned and are numerous
 IGNORED = {("", "events"), ("events.k8s.io", "events")}
@@ -288,6 +291,12 @@ class GarbageCollector:
                     blocking.append(dep)
                     break
         if not blocking:
+            # dependents created just before the deletion may not have reached our informers yet
+            # (they lag the store under load): let "no dependents" hold for a moment before acting
+            started = parse_time((latest.get("metadata") or {}).get("deletionTimestamp"))
+            if started is not None and time.time() - started < _SETTLE_SECONDS:
+                self.delete_queue.enqueue_after(node.uid, _SETTLE_SECONDS)
+                return
             await self._remove_finalizer(node, latest, FOREGROUND)
             return
         for dep in blocking:
