@@ -297,11 +297,20 @@ class GarbageCollector:
             if started is not None and time.time() - started < _SETTLE_SECONDS:
                 self.delete_queue.enqueue_after(node.uid, _SETTLE_SECONDS)
                 return
+            if node.namespace and await self._live_blocking_pods(node):
+                self.delete_queue.enqueue_after(node.uid, 1.0)  # our pod informer has not caught up
+                return
             await self._remove_finalizer(node, latest, FOREGROUND)
             return
         for dep in blocking:
             if not dep.deleting_dependents:
                 self.delete_queue.enqueue(dep.uid)
+
+    async def _live_blocking_pods(self, node: Node) -> bool:
+        """Pods, the commonest dependents, read live: a lagging informer must not let an owner go."""
+        pods = (await self.client.resource("", "v1", "pods").list(node.namespace))["items"]
+        return any(ref.get("uid") == node.uid and ref.get("blockOwnerDeletion")
+                   for p in pods for ref in (p.get("metadata") or {}).get("ownerReferences") or [])
 
     # ---------------------------------------------------------------- attempt to orphan
     async def _attempt_to_orphan(self, uid: str) -> None:
