@@ -429,7 +429,12 @@ class APIService:
                     raise errors.new_not_found(res.plural, res.group, name)
                 scale = self._scale_of(res, self._from_storage(res, stored))
                 patched = patch.patch(scale, body, ctype, "io.k8s.api.autoscaling.v1.Scale")
-                return await self._update_scale(res, namespace, name, patched, dry_run, field_manager)
+                try:
+                    return await self._update_scale(res, namespace, name, patched, dry_run, field_manager)
+                except errors.StatusError as e:
+                    if e.code != 409 or preconditioned or attempt == 4:
+                        raise
+                    continue  # a controller wrote meanwhile: patch the newer object, as upstream retries
             if ctype == "application/apply-patch+yaml":
                 applied = _decode_apply(body)
                 self._check_type(res, applied)
