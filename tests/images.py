@@ -18,6 +18,9 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -80,6 +83,38 @@ def import_images(cluster, files: list[str]) -> None:
         r = subprocess.run([sys.executable, "-m", "kubelite", "images", "import", "--data-dir", cluster.data_dir, f],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
+
+
+@contextlib.contextmanager
+def real_node(tmp_path_factory: pytest.TempPathFactory,
+              extra_images: Callable[[str], list[str]] | None = None) -> Iterator[Any]:
+    """A started cluster with a real node of its own (`node_name`, `node_args`), the busybox image and
+    `extra_images(image_dir)` imported; stopped and cleaned up on exit. Skips when the host cannot."""
+    from tests.conftest import _make_cluster
+
+    skip_unless_node_possible()
+    tag = uuid.uuid4().hex[:6]
+    args = node_args(tag)
+    c = _make_cluster(tmp_path_factory, args)
+    c.node_name, c.node_args = f"node-{tag}", args  # type: ignore[attr-defined]
+    image_dir = str(tmp_path_factory.mktemp("images"))
+    tars = [build_images(image_dir)[BUSYBOX], *(extra_images(image_dir) if extra_images else [])]
+    c.start(timeout=60)
+    try:
+        wait_node_ready(c, c.node_name)  # type: ignore[attr-defined]
+        import_images(c, tars)
+        yield c
+    finally:
+        teardown_node(c, f"klt{tag}")
+
+
+@contextlib.contextmanager
+def node_namespace(node: Any, prefix: str) -> Iterator[str]:
+    """A fresh namespace on a real-node cluster; its pods are deleted quickly afterwards."""
+    name = prefix + uuid.uuid4().hex[:8]
+    node.kubectl("create", "namespace", name)
+    yield name
+    node.kubectl("delete", "pods", "--all", "-n", name, "--grace-period=1", "--wait=false", check=False)
 
 
 def teardown_node(cluster, bridge: str) -> None:

@@ -9,55 +9,39 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 
 import pytest
 
-from tests.conftest import Cluster, _make_cluster
-from tests.images import (
-    BUSYBOX,
-    build_images,
-    import_images,
-    node_args,
-    skip_unless_node_possible,
-    teardown_node,
-    wait_node_ready,
-)
+from tests.conftest import Cluster
+from tests.images import BUSYBOX, node_namespace, real_node
+from tests.test_kubelet_pods import get_pod, wait_pod
 
 pytestmark = [pytest.mark.root, pytest.mark.containerd]
 
 ENTRY_IMAGE = "localhost/entrypoint:1"  # ENTRYPOINT ["/bin/echo", "entry"], CMD ["default-arg"]
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory):
-    skip_unless_node_possible()
+def _entry_image(image_dir: str) -> list[str]:
+    """An image whose entrypoint and command differ, for the Containers command/args behaviours."""
     from kubelite.runtime import images
 
-    tag = uuid.uuid4().hex[:6]
-    c = _make_cluster(tmp_path_factory, node_args(tag))
-    c.node_name = f"node-{tag}"  # type: ignore[attr-defined]
-    d = str(tmp_path_factory.mktemp("images"))
-    files = build_images(d)
-    entry = f"{d}/entry.tar"
+    entry = f"{image_dir}/entry.tar"
     with open(entry, "wb") as f:
         f.write(images.docker_archive([ENTRY_IMAGE], images.busybox_layer(), ["default-arg"],
                                       entrypoint=["/bin/echo", "entry"]))
-    c.start(timeout=60)
-    try:
-        wait_node_ready(c, c.node_name)  # type: ignore[attr-defined]
-        import_images(c, [files[BUSYBOX], entry])
+    return [entry]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory):
+    with real_node(tmp_path_factory, _entry_image) as c:
         yield c
-    finally:
-        teardown_node(c, f"klt{tag}")
 
 
 @pytest.fixture
 def ns(node: Cluster):
-    name = "c-" + uuid.uuid4().hex[:8]
-    node.kubectl("create", "namespace", name)
-    yield name
-    node.kubectl("delete", "pods", "--all", "-n", name, "--grace-period=1", "--wait=false", check=False)
+    with node_namespace(node, "c-") as name:
+        yield name
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -74,24 +58,6 @@ def create_pod(node: Cluster, ns: str, name: str, containers: list[dict], restar
     apply(node, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **spec.pop("metadata", {})},
                      "spec": {"terminationGracePeriodSeconds": 1, "restartPolicy": restart,
                               "containers": containers, **spec}})
-
-
-def get_pod(node: Cluster, ns: str, name: str) -> dict:
-    return json.loads(node.kubectl("get", "pod", name, "-n", ns, "-o", "json").stdout)
-
-
-def wait_pod(node: Cluster, ns: str, name: str, pred, timeout: float = 60, what: str = "") -> dict:
-    deadline = time.time() + timeout
-    pod: dict = {}
-    while time.time() < deadline:
-        r = node.kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False)
-        if r.returncode == 0:
-            pod = json.loads(r.stdout)
-            if pred(pod):
-                return pod
-        time.sleep(0.25)
-    raise AssertionError(f"pod {ns}/{name} never {what}: {json.dumps(pod.get('status'), indent=1)}\n"
-                         f"{node.log_tail(30)}")
 
 
 def phase(pod: dict) -> str:

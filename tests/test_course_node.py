@@ -16,17 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, _make_cluster
+from tests.conftest import Cluster
 from tests.course_support import Shell, new_shell, table, wait_for
-from tests.images import (
-    BUSYBOX,
-    build_images,
-    import_images,
-    node_args,
-    skip_unless_node_possible,
-    teardown_node,
-    wait_node_ready,
-)
+from tests.images import BUSYBOX, real_node
 
 pytestmark = [pytest.mark.root, pytest.mark.containerd]
 
@@ -36,22 +28,13 @@ HTTPENV = f"kubectl create deployment httpenv --image={BUSYBOX} -- sh -c " \
 
 @pytest.fixture(scope="module")
 def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    skip_unless_node_possible()
-    tag = uuid.uuid4().hex[:6]
-    c = _make_cluster(tmp_path_factory, node_args(tag))
-    files = build_images(str(tmp_path_factory.mktemp("images")))
-    c.start(timeout=60)
-    try:
-        wait_node_ready(c, f"node-{tag}")
+    with real_node(tmp_path_factory) as c:
         r = c.kubectl("get", "nodes", "-o", "json")
         real = [n for n in json.loads(r.stdout)["items"]
                 if (n["metadata"].get("labels") or {}).get("kubelite.io/simulated") != "true"]
         if not real:
             pytest.skip("no real (non-simulated) node in a cluster started with --kubelet")
-        import_images(c, [files[BUSYBOX]])
         yield c
-    finally:
-        teardown_node(c, f"klt{tag}")
 
 
 @pytest.fixture

@@ -13,43 +13,22 @@ import uuid
 
 import pytest
 
-from tests.conftest import Cluster, _make_cluster
-from tests.images import (
-    BUSYBOX,
-    build_images,
-    import_images,
-    node_args,
-    skip_unless_node_possible,
-    teardown_node,
-    wait_node_ready,
-)
+from tests.conftest import Cluster
+from tests.images import BUSYBOX, node_namespace, real_node
 
 pytestmark = [pytest.mark.root, pytest.mark.containerd]
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory):
-    skip_unless_node_possible()
-    tag = uuid.uuid4().hex[:6]
-    args = node_args(tag)
-    c = _make_cluster(tmp_path_factory, args)
-    c.node_name = f"node-{tag}"  # type: ignore[attr-defined]
-    files = build_images(str(tmp_path_factory.mktemp("images")))
-    c.start(timeout=60)
-    try:
-        wait_node_ready(c, c.node_name)  # type: ignore[attr-defined]
-        import_images(c, [files[BUSYBOX]])
+    with real_node(tmp_path_factory) as c:
         yield c
-    finally:
-        teardown_node(c, f"klt{tag}")
 
 
 @pytest.fixture
 def ns(node: Cluster):
-    name = "k-" + uuid.uuid4().hex[:8]
-    node.kubectl("create", "namespace", name)
-    yield name
-    node.kubectl("delete", "pods", "--all", "-n", name, "--grace-period=1", "--wait=false", check=False)
+    with node_namespace(node, "k-") as name:
+        yield name
 
 
 def pod_manifest(name: str, command: list[str], **spec) -> str:

@@ -6,20 +6,10 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import pytest
 
-from tests.conftest import _make_cluster
-from tests.images import (
-    BUSYBOX,
-    build_images,
-    import_images,
-    node_args,
-    skip_unless_node_possible,
-    teardown_node,
-    wait_node_ready,
-)
+from tests.images import BUSYBOX, real_node, wait_node_ready
 
 pytestmark = [pytest.mark.root, pytest.mark.containerd]
 
@@ -42,20 +32,13 @@ def _wait_running(c, name: str, timeout: float = 60) -> dict:
 
 
 def test_kubelet_restart_keeps_containers(tmp_path_factory: pytest.TempPathFactory):
-    skip_unless_node_possible()
-    tag = uuid.uuid4().hex[:6]
-    c = _make_cluster(tmp_path_factory, node_args(tag))
-    files = build_images(str(tmp_path_factory.mktemp("images")))
-    c.start(timeout=60)
-    try:
-        wait_node_ready(c, f"node-{tag}")
-        import_images(c, [files[BUSYBOX]])
+    with real_node(tmp_path_factory) as c:
         c.kubectl("run", "keeper", f"--image={BUSYBOX}", "--", "sleep", "3600")
         before = _wait_running(c, "keeper")
         cs_before = before["status"]["containerStatuses"][0]
         c.stop()
         c.start(timeout=60)
-        wait_node_ready(c, f"node-{tag}")
+        wait_node_ready(c, c.node_name)
         time.sleep(3)  # a few PLEG relists and syncs
         after = _wait_running(c, "keeper")
         cs_after = after["status"]["containerStatuses"][0]
@@ -63,5 +46,3 @@ def test_kubelet_restart_keeps_containers(tmp_path_factory: pytest.TempPathFacto
         assert cs_after["restartCount"] == 0
         assert after["status"]["podIP"] == before["status"]["podIP"]
         assert c.kubectl("exec", "keeper", "--", "hostname").stdout.strip() == "keeper"
-    finally:
-        teardown_node(c, f"klt{tag}")

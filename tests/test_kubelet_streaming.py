@@ -10,20 +10,11 @@ import socket
 import subprocess
 import time
 import urllib.request
-import uuid
 
 import pytest
 
 from tests.conftest import KUBECTL, Cluster, _make_cluster
-from tests.images import (
-    BUSYBOX,
-    build_images,
-    import_images,
-    node_args,
-    skip_unless_node_possible,
-    teardown_node,
-    wait_node_ready,
-)
+from tests.images import BUSYBOX, node_namespace, real_node
 from tests.test_kubelet_pods import get_pod, pod_manifest, running, wait_pod
 
 pytestmark = [pytest.mark.root, pytest.mark.containerd]
@@ -33,25 +24,14 @@ HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory):
-    skip_unless_node_possible()
-    tag = uuid.uuid4().hex[:6]
-    c = _make_cluster(tmp_path_factory, node_args(tag))
-    files = build_images(str(tmp_path_factory.mktemp("images")))
-    c.start(timeout=60)
-    try:
-        wait_node_ready(c, f"node-{tag}")
-        import_images(c, [files[BUSYBOX]])
+    with real_node(tmp_path_factory) as c:
         yield c
-    finally:
-        teardown_node(c, f"klt{tag}")
 
 
 @pytest.fixture
 def ns(node: Cluster):
-    name = "s-" + uuid.uuid4().hex[:8]
-    node.kubectl("create", "namespace", name)
-    yield name
-    node.kubectl("delete", "pods", "--all", "-n", name, "--grace-period=1", "--wait=false", check=False)
+    with node_namespace(node, "s-") as name:
+        yield name
 
 
 def free_port() -> int:

@@ -16,22 +16,13 @@ import random
 import socket
 import subprocess
 import urllib.request
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, _make_cluster
+from tests.conftest import Cluster
 from tests.course_support import Shell, new_shell, table, wait_for
-from tests.images import (
-    BUSYBOX,
-    build_images,
-    import_images,
-    node_args,
-    skip_unless_node_possible,
-    teardown_node,
-    wait_node_ready,
-)
+from tests.images import BUSYBOX, real_node
 
 pytestmark = [pytest.mark.root, pytest.mark.containerd]
 
@@ -53,28 +44,19 @@ def arg(args: list[str], flag: str) -> str:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    skip_unless_node_possible()
-    tag = uuid.uuid4().hex[:6]
-    args = node_args(tag)
-    c = _make_cluster(tmp_path_factory, args)
-    c.prefix = arg(args, "--proxy-chain-prefix")  # type: ignore[attr-defined]
-    c.dns_ip = arg(args, "--service-cidr").rsplit(".", 1)[0] + ".10"  # type: ignore[attr-defined]
-    files = build_images(str(tmp_path_factory.mktemp("images")))
-    c.start(timeout=60)
-    try:
-        wait_node_ready(c, f"node-{tag}")
-        node = json.loads(c.kubectl("get", "node", f"node-{tag}", "-o", "json").stdout)
+    with real_node(tmp_path_factory) as c:
+        args = c.node_args  # type: ignore[attr-defined]
+        c.prefix = arg(args, "--proxy-chain-prefix")  # type: ignore[attr-defined]
+        c.dns_ip = arg(args, "--service-cidr").rsplit(".", 1)[0] + ".10"  # type: ignore[attr-defined]
+        node = json.loads(c.kubectl("get", "node", c.node_name, "-o", "json").stdout)  # type: ignore[attr-defined]
         c.node_ip = next(a["address"] for a in node["status"]["addresses"]  # type: ignore[attr-defined]
                          if a["type"] == "InternalIP")
-        import_images(c, [files[BUSYBOX]])
         # the proxy is hooked in and the cluster DNS service has its endpoint before any test sends a packet
         wait_for(lambda: f"-j {c.prefix}-SERVICES" in iptables_save() and  # type: ignore[attr-defined]
                  f"{c.dns_ip}/32" in iptables_save(), 30, "the proxy's rules")  # type: ignore[attr-defined]
         yield c
-    finally:
-        teardown_node(c, f"klt{tag}")
-        leftover = [ln for ln in iptables_save().splitlines() if f"{c.prefix}-" in ln]  # type: ignore[attr-defined]
-        assert not leftover, f"the proxy left rules behind: {leftover[:5]}"
+    leftover = [ln for ln in iptables_save().splitlines() if f"{c.prefix}-" in ln]  # type: ignore[attr-defined]
+    assert not leftover, f"the proxy left rules behind: {leftover[:5]}"
 
 
 @pytest.fixture
