@@ -20,8 +20,11 @@ Obj = dict[str, Any]
 class AdmissionPlugin:
     """Base: override what the plugin needs."""
 
+    _service: APIService | None = None  # set by start(): plugins read the registry and store through it
+
     async def start(self, service: APIService) -> None:
-        """Called once the store is open (e.g. to rebuild allocation maps)."""
+        """Called once the store is open (e.g. to rebuild allocation maps); overrides call super()."""
+        self._service = service
 
     async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
         """Mutate or reject (raise StatusError) a CREATE or UPDATE about to be stored."""

@@ -9,7 +9,7 @@ from kubelite.api.registry import Resource
 from kubelite.apiserver.admission import AdmissionPlugin
 
 if TYPE_CHECKING:
-    from kubelite.apiserver.service import APIService
+    pass
 
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 
@@ -19,12 +19,6 @@ _ALWAYS_ALLOWED = {("", "events"), ("events.k8s.io", "events")}
 
 
 class NamespaceLifecycle(AdmissionPlugin):
-    def __init__(self) -> None:
-        self._service: APIService | None = None
-
-    async def start(self, service: APIService) -> None:
-        self._service = service
-
     async def admit(self, op: str, res: Resource, obj: dict[str, Any], old: dict | None) -> None:
         if op != "CREATE" or not res.namespaced or self._service is None:
             return

@@ -9,16 +9,10 @@ from kubelite.api.registry import Resource
 from kubelite.apiserver.admission import AdmissionPlugin
 
 if TYPE_CHECKING:
-    from kubelite.apiserver.service import APIService
+    pass
 
 
 class Priority(AdmissionPlugin):
-    def __init__(self) -> None:
-        self._service: APIService | None = None
-
-    async def start(self, service: APIService) -> None:
-        self._service = service
-
     async def admit(self, op: str, res: Resource, obj: dict[str, Any], old: dict | None) -> None:
         if op != "CREATE" or res.group != "" or res.plural != "pods" or self._service is None:
             return

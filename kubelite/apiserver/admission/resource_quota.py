@@ -20,7 +20,7 @@ from kubelite.apiserver.admission import AdmissionPlugin
 from kubelite.controllers.resourcequota import format_usage, matches_quota, object_usage
 
 if TYPE_CHECKING:
-    from kubelite.apiserver.service import APIService
+    pass
 
 Obj = dict[str, Any]
 
@@ -46,13 +46,9 @@ def _obj_key(res: Resource, obj: Obj) -> tuple[str, str, str, str]:
 
 class ResourceQuotaAdmission(AdmissionPlugin):
     def __init__(self) -> None:
-        self._service: APIService | None = None
         # charges made for objects whose write is still in flight: object key -> [(quota key, usage)]
         self._pending: dict[tuple[str, str, str, str], list[tuple[str, dict[str, Decimal]]]] = {}
         self._tasks: set[asyncio.Task] = set()
-
-    async def start(self, service: APIService) -> None:
-        self._service = service
 
     async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
         if op != "CREATE" or not res.namespaced or self._service is None:

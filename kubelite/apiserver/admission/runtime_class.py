@@ -12,7 +12,7 @@ from kubelite.api.registry import Resource
 from kubelite.apiserver.admission import AdmissionPlugin
 
 if TYPE_CHECKING:
-    from kubelite.apiserver.service import APIService
+    pass
 
 Obj = dict[str, Any]
 
@@ -28,12 +28,6 @@ def _same_resources(a: dict, b: dict) -> bool:
 
 
 class RuntimeClassAdmission(AdmissionPlugin):
-    def __init__(self) -> None:
-        self._service: APIService | None = None
-
-    async def start(self, service: APIService) -> None:
-        self._service = service
-
     async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
         if op != "CREATE" or res.group != "" or res.plural != "pods" or self._service is None:
             return
