@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -31,12 +27,6 @@ BUSYBOX = "localhost/busybox:1"
 def pct(values: list[float], p: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def measure_pods(client, names: list[str], ns: str) -> list[float]:
@@ -110,7 +100,9 @@ async def run(args: argparse.Namespace, data_dir: str, port: int) -> None:
         for i in range(args.single):
             single += await measure_pods(client, [f"single-{i}"], ns)
         burst = await measure_pods(client, [f"burst-{i}" for i in range(args.burst)], ns)
-        sock = os.path.join(data_dir, "containerd", "containerd.sock")
+        from kubelite.runtime.cri.containerd import ContainerdPaths
+
+        sock = ContainerdPaths(os.path.join(data_dir, "containerd")).socket
         ctr_single = ctr_runs(sock, args.single, parallel=False)
         ctr_burst = ctr_runs(sock, args.burst, parallel=True)
         print(f"{'':28}{'p50':>9}{'p99':>9}{'all done':>10}")
@@ -133,55 +125,10 @@ def main() -> int:
     if os.geteuid() != 0 or not shutil.which("containerd"):
         print("needs root and containerd (apt-get install containerd runc containernetworking-plugins)")
         return 2
-    from tests.images import build_images, teardown_node
+    from realnode import node_server  # bench/realnode.py
 
-    data_dir = tempfile.mkdtemp(prefix="kubelite-bench-")
-    port = free_port()
-    tag = uuid.uuid4().hex[:6]
-    bridge = f"klb{tag}"
-    log = open(os.path.join(data_dir, "server.log"), "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "kubelite", "server", "--data-dir", data_dir, "--port", str(port),
-                             "--kubelet", "--kubelet-port", "0", "--cni-bridge", bridge, "--cluster-cidr",
-                             "10.77.0.0/16", "--node-name", f"bench-{tag}"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    class _C:  # what teardown_node needs
-        def __init__(self) -> None:
-            self.data_dir, self.kubeconfig, self.proc = data_dir, os.path.join(data_dir, "kubeconfig"), proc
-
-        def kubectl(self, *a, **kw):
-            return subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *a], capture_output=True, text=True)
-
-        def stop(self) -> None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
-
-    c = _C()
-    try:
-        sock = os.path.join(data_dir, "containerd", "containerd.sock")
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            r = subprocess.run([sys.executable, "-m", "kubelite", "kubeconfig", "--data-dir", data_dir],
-                               capture_output=True, text=True)
-            if r.returncode == 0 and r.stdout and os.path.exists(sock):
-                with open(c.kubeconfig, "w") as f:
-                    f.write(r.stdout)
-                n = c.kubectl("get", "node", f"bench-{tag}", "-o", "json")
-                if n.returncode == 0 and any(x["type"] == "Ready" and x["status"] == "True"
-                                             for x in json.loads(n.stdout)["status"].get("conditions") or []):
-                    break
-            time.sleep(0.3)
-        files = build_images(os.path.join(data_dir, "images"))
-        subprocess.run([sys.executable, "-m", "kubelite", "images", "import", "--data-dir", data_dir,
-                        files[BUSYBOX]], check=True, capture_output=True)
-        asyncio.run(run(args, data_dir, port))
-    finally:
-        teardown_node(c, bridge)
-        with open("/proc/self/mounts") as f:
-            mounted = any(data_dir in line for line in f)
-        if not mounted:
-            shutil.rmtree(data_dir, ignore_errors=True)
+    with node_server() as node:
+        asyncio.run(run(args, node.data_dir, node.port))
     return 0
 
 

@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -243,65 +239,14 @@ async def e2e(data_dir: str, dns_ip: str, rounds: int) -> None:
         await client.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_e2e(rounds: int) -> None:
-    from tests.images import build_images, teardown_node
+    from realnode import node_server  # bench/realnode.py
 
-    data_dir = tempfile.mkdtemp(prefix="kubelite-bench-")
-    tag = uuid.uuid4().hex[:6]
-    octet = random.randint(100, 250)
-    bridge = f"klb{tag}"
-    dns_ip = f"10.43.{octet}.10"
-    log = open(os.path.join(data_dir, "server.log"), "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "kubelite", "server", "--data-dir", data_dir, "--port",
-                             str(free_port()), "--kubelet", "--kubelet-port", "0", "--cni-bridge", bridge,
-                             "--cluster-cidr", f"10.{octet}.0.0/16", "--service-cidr", f"10.43.{octet}.0/24",
-                             "--proxy-chain-prefix", f"K{octet}", "--node-name", f"bench-{tag}"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    class _C:  # what teardown_node needs
-        def __init__(self) -> None:
-            self.data_dir, self.kubeconfig, self.proc = data_dir, os.path.join(data_dir, "kubeconfig"), proc
-
-        def kubectl(self, *a, **kw):
-            return subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *a], capture_output=True, text=True)
-
-        def stop(self) -> None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
-
-    c = _C()
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            r = subprocess.run([sys.executable, "-m", "kubelite", "kubeconfig", "--data-dir", data_dir],
-                               capture_output=True, text=True)
-            if r.returncode == 0 and r.stdout:
-                with open(c.kubeconfig, "w") as f:
-                    f.write(r.stdout)
-                n = c.kubectl("get", "node", f"bench-{tag}", "-o", "json")
-                if n.returncode == 0 and any(x["type"] == "Ready" and x["status"] == "True"
-                                             for x in json.loads(n.stdout)["status"].get("conditions") or []):
-                    break
-            time.sleep(0.3)
-        files = build_images(os.path.join(data_dir, "images"))
-        subprocess.run([sys.executable, "-m", "kubelite", "images", "import", "--data-dir", data_dir,
-                        files[BUSYBOX]], check=True, capture_output=True)
-        asyncio.run(e2e(data_dir, dns_ip, rounds))
-    finally:
-        teardown_node(c, bridge)
-        left = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.count(f"K{octet}-")
-        print(f"iptables lines left by the proxy after stop: {left}")
-        with open("/proc/self/mounts") as f:
-            mounted = any(data_dir in line for line in f)
-        if not mounted:
-            shutil.rmtree(data_dir, ignore_errors=True)
+    with node_server() as node:
+        prefix = node.flag("--proxy-chain-prefix")
+        asyncio.run(e2e(node.data_dir, node.flag("--service-cidr").rsplit(".", 1)[0] + ".10", rounds))
+    left = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.count(f"{prefix}-")
+    print(f"iptables lines left by the proxy after stop: {left}")
 
 
 def main() -> int:
