@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Hashable
 from typing import Any
@@ -52,8 +53,6 @@ class BucketRateLimiter:
         self._last: float | None = None
 
     def when(self, item: Hashable) -> float:
-        import time
-
         now = time.monotonic()
         if self._last is not None:
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
