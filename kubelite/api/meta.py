@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
+import functools
+import random
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,7 +19,13 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def now_rfc3339(t: float | None = None) -> str:
     """metav1.Time as it goes on the wire: second precision, UTC, `Z`."""
-    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339_second(int(time.time() if t is None else t))
+
+
+@functools.lru_cache(maxsize=8)
+def _rfc3339_second(second: int) -> str:
+    # every write in the same second stamps the same string: format it once
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now_rfc3339_micro(t: float | None = None) -> str:
@@ -40,7 +47,8 @@ def new_uid() -> str:
 
 
 def generate_name(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+    # upstream draws the suffix from math/rand, not a cryptographic source
+    return prefix + "".join(random.choices(_GENERATE_ALPHABET, k=5))
 
 
 def deep_copy(obj: Any) -> Any:

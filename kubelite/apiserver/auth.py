@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -133,10 +134,8 @@ class Authenticator:
     @staticmethod
     def _from_client_cert(request: Any) -> UserInfo | None:
         transport = request.transport
-        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        if ssl_object is None:
-            return None
-        return user_from_peer_cert(ssl_object.getpeercert())
+        # the TLS transport decoded the peer certificate once, at the handshake
+        return user_from_peer_cert(transport.get_extra_info("peercert")) if transport is not None else None
 
 
 def with_authenticated_group(user: UserInfo) -> UserInfo:
@@ -152,9 +151,15 @@ def user_from_peer_cert(cert: dict | None) -> UserInfo | None:
     reaches here."""
     if not cert:
         return None
+    return _user_of_subject(cert.get("subject", ()))
+
+
+@functools.lru_cache(maxsize=256)
+def _user_of_subject(subject: tuple) -> UserInfo | None:
+    """Every request on a connection, and every connection of a client, carries the same subject."""
     cn = ""
     groups: list[str] = []
-    for rdn in cert.get("subject", ()):
+    for rdn in subject:
         for key, value in rdn:
             if key == "commonName":
                 cn = value

@@ -8,6 +8,7 @@ generic endpoint installer does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -177,6 +178,19 @@ def _delete_options(body: bytes, q: Any) -> Obj:
 class ResourceHandler:
     def __init__(self, service: APIService):
         self.service = service
+        # watch event lines by the event's (shared, never mutated) object: N watchers of one
+        # resource encode an event once, as upstream's watch cache serializes it once
+        self._encoded: dict[int, tuple[Obj, str, bytes]] = {}
+
+    def _event_line(self, etype: str, obj: Obj) -> bytes:
+        hit = self._encoded.get(id(obj))
+        if hit is not None and hit[0] is obj and hit[1] == etype:
+            return hit[2]
+        line = orjson.dumps({"type": etype, "object": obj}) + b"\n"
+        if len(self._encoded) >= 1024:
+            self._encoded.clear()
+        self._encoded[id(obj)] = (obj, etype, line)
+        return line
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         t = parse_path(self.service.registry, request.path)
@@ -185,7 +199,8 @@ class ResourceHandler:
         svc = self.service
         res = t.res
         dry_run = q.get("dryRun") == "All"
-        manager = q.get("fieldManager", "") or _manager_from_ua(request.headers.get("User-Agent", ""))
+        manager = "" if method == "GET" else (
+            q.get("fieldManager", "") or _manager_from_ua(request.headers.get("User-Agent", "")))
         warnings: list[str] = []
         if t.subresource in ("log", "exec", "attach", "portforward") and res.plural == "pods" and not res.group:
             # streamed via the kubelet
@@ -315,7 +330,9 @@ class ResourceHandler:
                 obj = tables.table(t.res, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                                    include, with_columns=first_table)
                 first_table = False
-            await resp.write(orjson.dumps({"type": etype, "object": obj}) + b"\n")
+                await resp.write(orjson.dumps({"type": etype, "object": obj}) + b"\n")
+            else:
+                await resp.write(self._event_line(etype, obj))
 
         try:
             async for etype, obj in events:
@@ -327,10 +344,9 @@ class ResourceHandler:
         return resp
 
 
+@functools.lru_cache(maxsize=64)
 def _manager_from_ua(ua: str) -> str:
-    try:
-        from kubelite.apiserver.apply import manager_from_user_agent
+    """Clients send the same User-Agent on every request."""
+    from kubelite.apiserver.apply import manager_from_user_agent
 
-        return manager_from_user_agent(ua)
-    except ImportError:
-        return ua.split("/")[0] if ua else ""
+    return manager_from_user_agent(ua)

@@ -212,8 +212,11 @@ def path_string(path: list[str]) -> str:
     return "".join(pe_string(p) for p in path)
 
 
-def _pe_sort_key(pe: str) -> tuple[int, str]:
-    return ({"f": 0, "k": 1, "v": 2, "i": 3}.get(pe[0], 4), pe)
+_PE_ORDER = {"f": "0", "k": "1", "v": "2", "i": "3"}
+
+
+def _pe_sort_key(pe: str) -> str:
+    return _PE_ORDER.get(pe[0], "4") + pe
 
 
 # ---------------------------------------------------------------------------------------------

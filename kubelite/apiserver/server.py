@@ -6,13 +6,16 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from kubelite.apiserver.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
 
 def run(config: ServerConfig) -> None:
-    asyncio.run(_serve(config))
+    # uvloop: the event loop and its TLS transport in C; the server spends most of a request in them
+    uvloop.run(_serve(config))
 
 
 async def _serve(config: ServerConfig) -> None:

@@ -8,7 +8,6 @@ The HTTP handlers and the in-process client transport both call this class.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
@@ -212,20 +211,24 @@ class APIService:
                     self.store.watch(prefix, list_rev).close()
                 except CompactedError:
                     raise _ExpiredContinue(token["start"]) from None
-        objects, rev, _ = await self.store.list(prefix, 0, start_after)
+        # without a selector the store pages by itself and counts what remains
+        objects, rev, more = await self.store.list(prefix, limit if match is None else 0, start_after)
         if resource_version_match == "Exact" and resource_version and int(resource_version or 0) != rev:
             raise errors.new_gone(f"too old resource version: {resource_version} ({rev})")
-        items: list[Obj] = []
-        remaining = 0
-        last_key = ""
-        for obj in objects:
-            if match is not None and not match(obj):
-                continue
-            if limit and len(items) >= limit:
-                remaining += 1
-                continue
-            items.append(self._from_storage(res, obj) if res.convert else obj)
-            last_key = obj
+        remaining = await self.store.count(prefix, more) if more else 0
+        if match is None:
+            items = [self._from_storage(res, obj) for obj in objects] if res.convert else objects
+            last_key = objects[-1] if objects else {}
+        else:
+            items = []
+            for obj in objects:
+                if not match(obj):
+                    continue
+                if limit and len(items) >= limit:
+                    remaining += 1
+                    continue
+                items.append(self._from_storage(res, obj) if res.convert else obj)
+                last_key = obj
         list_meta: Obj = {"resourceVersion": str(list_rev or rev)}
         if limit and remaining:
             m = last_key["metadata"]
@@ -639,7 +642,6 @@ class APIService:
                 if send_initial_events and allow_bookmarks:
                     yield "BOOKMARK", self._bookmark(res, start_rev, initial_end=True)
             last_rev = start_rev
-            it = w.__aiter__()
             while True:
                 wait = BOOKMARK_INTERVAL
                 if deadline is not None:
@@ -647,10 +649,10 @@ class APIService:
                     if wait <= 0:
                         return
                 try:
-                    ev = await asyncio.wait_for(it.__anext__(), wait)
+                    ev = await w.next(wait)
                 except StopAsyncIteration:
                     return
-                except TimeoutError:
+                if ev is None:
                     if deadline is not None and time.monotonic() >= deadline:
                         return
                     if allow_bookmarks:

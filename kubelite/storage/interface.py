@@ -9,6 +9,7 @@ callers must never mutate them (copy first).
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -61,6 +62,13 @@ class Watch(ABC):
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[WatchEvent]: ...
 
+    async def next(self, timeout: float) -> WatchEvent | None:
+        """The next event, or None when none came within timeout; StopAsyncIteration at the end."""
+        try:
+            return await asyncio.wait_for(self.__aiter__().__anext__(), timeout)
+        except TimeoutError:
+            return None
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -87,6 +95,10 @@ class Store(ABC):
 
         Returns (objects, revision the list reflects, last key returned if more remain else "").
         """
+
+    @abstractmethod
+    async def count(self, prefix: str, start_after: str = "") -> int:
+        """How many keys start with prefix and sort after start_after (a LIST's remainingItemCount)."""
 
     @abstractmethod
     async def create(self, key: str, obj: Obj) -> Obj:

@@ -54,6 +54,17 @@ class KeyIndex:
 
         Returns (keys, whether more keys remain after the last one returned).
         """
+        keys, lo, hi = self._bounds(prefix, start_after)
+        if limit and hi - lo > limit:
+            return keys[lo : lo + limit], True
+        return keys[lo:hi], False
+
+    def count(self, prefix: str, start_after: str = "") -> int:
+        """How many keys range() would return without a limit."""
+        _, lo, hi = self._bounds(prefix, start_after)
+        return max(0, hi - lo)
+
+    def _bounds(self, prefix: str, start_after: str) -> tuple[list[str], int, int]:
         bucket = resource_prefix(prefix)
         if bucket:
             keys = self._buckets.get(bucket, [])
@@ -67,6 +78,4 @@ class KeyIndex:
         hi = bisect_left(keys, prefix_end(prefix)) if prefix else len(keys)
         if start_after:
             lo = max(lo, bisect_right(keys, start_after))
-        if limit and hi - lo > limit:
-            return keys[lo : lo + limit], True
-        return keys[lo:hi], False
+        return keys, lo, hi

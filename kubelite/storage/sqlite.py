@@ -313,6 +313,9 @@ class SQLiteStore(Store):
         objects = self._objects
         return [objects[k] for k in keys], self._rev, keys[-1] if more else ""
 
+    async def count(self, prefix: str, start_after: str = "") -> int:
+        return self._index.count(prefix, start_after)
+
     def watch(self, prefix: str, revision: int) -> MemoryWatch:
         if not self._started or self._closing:
             raise StorageError("store is not open")

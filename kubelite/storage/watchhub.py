@@ -52,6 +52,25 @@ class MemoryWatch(Watch):
             finally:
                 self._waiter = None
 
+    async def next(self, timeout: float) -> WatchEvent | None:
+        """As __anext__, or None after timeout seconds without an event; a timer, not a task per event."""
+        if not self._queue and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if self._queue:
+            ev = self._queue.popleft()
+            self.revision = ev.revision
+            return ev
+        if self._closed:
+            raise StopAsyncIteration
+        return None
+
     def close(self) -> None:
         """End the stream now: queued events are dropped."""
         if not self._closed:
@@ -89,6 +108,11 @@ class MemoryWatch(Watch):
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class WatchHub:
