@@ -3,7 +3,9 @@
 1. sync: 1,000 services x 10 endpoints from synthetic objects (no pods), rule generation plus one
    `iptables-restore --noflush`, inside a private network namespace (`ip netns add`) so the host's
    tables are untouched: the first sync (creating ~11,000 chains) and a steady-state resync after one
-   endpoint changed, as kube-proxy's iptables mode does it. Target: < 2 s.
+   endpoint changed, as kube-proxy's iptables mode does it; then the same three syncs in nftables
+   mode (`--proxy-mode nftables`: one `nft -f` transaction). Target: < 2 s. Each row also gives the
+   CPU seconds spent (ours plus iptables-restore's or nft's), which a loaded machine does not inflate.
 2. e2e (a real node: `kubelite server --kubelet`): time from a Service's creation to the first
    successful HTTP request through its ClusterIP, and through its DNS name (resolved at the cluster
    DNS service IP); time from a pod turning not-ready (readiness file removed) to the proxy no longer
@@ -11,6 +13,7 @@
    Target: reachable in < 1 s.
 
 Usage: sudo python bench/services.py [--services 1000] [--endpoints 10] [--rounds 5] [--sync-only]
+                                    [--mode iptables|nftables|both]
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ BUSYBOX = "localhost/busybox:1"
 
 
 # ------------------------------------------------------------------------------------ sync bench
+def cpu() -> float:
+    """CPU seconds of this process and its reaped children (iptables-restore, nft): a figure that
+    stays meaningful on a shared, loaded machine, where wall time mostly measures the others."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def synthetic(n_services: int, n_endpoints: int) -> tuple[list[dict], list[dict]]:
     services, slices = [], []
     for i in range(n_services):
@@ -67,7 +77,7 @@ async def sync_bench(n_services: int, n_endpoints: int, backend: str = "") -> di
         written: dict[str, str] = {}
         for label in ("first (full) sync, creates every chain", "partial sync, one endpoint changed",
                       "full resync, one endpoint changed"):
-            t0 = time.perf_counter()
+            c0, t0 = cpu(), time.perf_counter()
             smap = build_service_map(services, slices)
             t1 = time.perf_counter()
             # as the proxier: chains of service ports whose inputs did not change are left alone
@@ -79,21 +89,65 @@ async def sync_bench(n_services: int, n_endpoints: int, backend: str = "") -> di
             await ipt.restore(rs.text)
             t3 = time.perf_counter()
             existing = (rs.nat_chains, rs.filter_chains)
-            figures.append((label, t1 - t0, t2 - t1, t3 - t2, t3 - t0, rs))
+            figures.append((label, t1 - t0, t2 - t1, t3 - t2, t3 - t0, rs, cpu() - c0))
             slices[0]["endpoints"][0]["conditions"] = {"ready": not slices[0]["endpoints"][0]["conditions"]["ready"]}
         print(f"\nsync ({ipt.restore_cmd}): {n_services} services x {n_endpoints} endpoints, "
               f"{len(figures[0][5].nat_chains)} nat chains, {figures[0][5].rule_count} rules, "
               f"{len(figures[0][5].text) / 1e6:.1f} MB of restore input")
-        print(f"{'':40}{'service map':>12}{'rules':>9}{'restore':>9}{'total':>9}{'/2s':>7}")
-        for label, a, b, c, total, _ in figures:
-            print(f"{label:40}{a:12.3f}{b:9.3f}{c:9.3f}{total:9.3f}{total / 2.0:7.2f}")
+        print(f"{'':40}{'service map':>12}{'rules':>9}{'restore':>9}{'total':>9}{'/2s':>7}{'cpu s':>7}")
+        for label, a, b, c, total, _, c_cpu in figures:
+            print(f"{label:40}{a:12.3f}{b:9.3f}{c:9.3f}{total:9.3f}{total / 2.0:7.2f}{c_cpu:7.2f}")
         count = subprocess.run(["ip", "netns", "exec", netns, ipt.save_cmd, "-t", "nat"], capture_output=True,
                                text=True).stdout.count("\n-A ")
         print(f"rules in the namespace's nat table after the syncs: {count}")
         t0 = time.perf_counter()
         await ipt.remove_all(ctx.names, rules.jumps(ctx.names))
         print(f"removing every chain (proxy stop): {time.perf_counter() - t0:.3f} s")
-        return {f[0]: f[4] for f in figures}
+        return {f[0]: (f[4], f[6]) for f in figures}
+    finally:
+        subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
+
+
+async def sync_bench_nft(n_services: int, n_endpoints: int) -> dict[str, float]:
+    """The same three syncs in nftables mode (one `nft -f` transaction each), as the proxier does them."""
+    from kubelite.proxy import nftables, rules
+    from kubelite.proxy.servicemap import build_service_map
+
+    netns = f"klbench-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        nft = nftables.NFTables("kube-proxy", netns)
+        ctx = rules.NodeContext("bench", "10.42.0.0/16", "10.43.0.0/16")
+        services, slices = synthetic(n_services, n_endpoints)
+        objects: tuple[set[str], set[str]] = (set(), set())
+        figures = []
+        written: dict[str, str] = {}
+        for label in ("first (full) sync, creates every chain", "partial sync, one endpoint changed",
+                      "full resync, one endpoint changed"):
+            c0, t0 = cpu(), time.perf_counter()
+            smap = build_service_map(services, slices)
+            t1 = time.perf_counter()
+            now = {rules.service_port_key(sp): repr(sp) for sp in smap}
+            unchanged = {k for k, v in now.items() if written.get(k) == v} if label.startswith("partial") else set()
+            written = now
+            rs, stale = nftables.build(smap, ctx, nft.table, unchanged, *objects)
+            t2 = time.perf_counter()
+            await nft.apply(rs.text)
+            t3 = time.perf_counter()
+            objects = (rs.chains | stale, rs.sets)
+            figures.append((label, t1 - t0, t2 - t1, t3 - t2, t3 - t0, rs, cpu() - c0))
+            slices[0]["endpoints"][0]["conditions"] = {"ready": not slices[0]["endpoints"][0]["conditions"]["ready"]}
+        first = figures[0][5]
+        print(f"\nsync (nft -f, --proxy-mode=nftables): {n_services} services x {n_endpoints} endpoints, "
+              f"{len(first.chains)} service chains, {first.rule_count} rules + {first.element_count} map elements, "
+              f"{len(first.text) / 1e6:.1f} MB of nft input")
+        print(f"{'':40}{'service map':>12}{'rules':>9}{'nft -f':>9}{'total':>9}{'/2s':>7}{'cpu s':>7}")
+        for label, a, b, c, total, _, c_cpu in figures:
+            print(f"{label:40}{a:12.3f}{b:9.3f}{c:9.3f}{total:9.3f}{total / 2.0:7.2f}{c_cpu:7.2f}")
+        t0 = time.perf_counter()
+        await nft.remove_all()
+        print(f"removing the table (proxy stop): {time.perf_counter() - t0:.3f} s")
+        return {f[0]: (f[4], f[6]) for f in figures}
     finally:
         subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
 
@@ -239,14 +293,17 @@ async def e2e(data_dir: str, dns_ip: str, rounds: int) -> None:
         await client.close()
 
 
-def run_e2e(rounds: int) -> None:
+def run_e2e(rounds: int, mode: str) -> None:
     from realnode import node_server  # bench/realnode.py
 
-    with node_server() as node:
+    print(f"\n--proxy-mode={mode}")
+    with node_server(["--proxy-mode", mode]) as node:
         prefix = node.flag("--proxy-chain-prefix")
         asyncio.run(e2e(node.data_dir, node.flag("--service-cidr").rsplit(".", 1)[0] + ".10", rounds))
     left = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.count(f"{prefix}-")
-    print(f"iptables lines left by the proxy after stop: {left}")
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    left += tables.count(f"{prefix.lower()}-proxy")
+    print(f"iptables lines and nftables tables left by the proxy after stop: {left}")
 
 
 def main() -> int:
@@ -255,17 +312,30 @@ def main() -> int:
     ap.add_argument("--endpoints", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--sync-only", action="store_true")
+    ap.add_argument("--mode", choices=("iptables", "nftables", "both"), default="both",
+                    help="proxy mode(s) to measure")
     args = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("iptables-restore"):
         print("needs root and iptables")
         return 2
-    nft = asyncio.run(sync_bench(args.services, args.endpoints))
-    if shutil.which("iptables-legacy-restore"):
-        legacy = asyncio.run(sync_bench(args.services, args.endpoints, "legacy"))
-        for label, t in nft.items():
-            print(f"ratio host iptables / iptables-legacy, {label}: {t / legacy[label]:.1f}x")
+    modes = ("iptables", "nftables") if args.mode == "both" else (args.mode,)
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    if "iptables" in modes:
+        results["iptables"] = asyncio.run(sync_bench(args.services, args.endpoints))
+        if shutil.which("iptables-legacy-restore"):
+            legacy = asyncio.run(sync_bench(args.services, args.endpoints, "legacy"))
+            for label, (t, _) in results["iptables"].items():
+                print(f"ratio host iptables / iptables-legacy, {label}: {t / legacy[label][0]:.1f}x")
+    if "nftables" in modes and shutil.which("nft"):
+        results["nftables"] = asyncio.run(sync_bench_nft(args.services, args.endpoints))
+    print(f"\nsummary, {args.services} services x {args.endpoints} endpoints (target < 2 s; ratio = time / 2 s; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
+    for mode, figs in results.items():
+        for label, (t, c) in figs.items():
+            print(f"  {mode:9} {label:40} {t:7.3f} s  {t / 2.0:5.2f}   cpu {c:6.2f} s  {c / 2.0:5.2f}")
     if not args.sync_only:
-        run_e2e(args.rounds)
+        for mode in modes:
+            run_e2e(args.rounds, mode)
     return 0
 
 

@@ -11,7 +11,7 @@ import json
 import socket
 
 import pytest
-from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import EDNS0, QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 from test_endpoints import make_pod, make_service, wait_for
 
@@ -193,3 +193,33 @@ def test_truncation_and_tcp_fallback(cluster, ns, core, dns_addr):
     udp = query(dns_addr, name)
     assert udp.header.tc == 1 and not udp.rr
     assert len(a_records(query(dns_addr, name, tcp=True))) == 40
+
+
+def test_question_case_flags_and_edns_are_echoed(cluster, ns, core, dns_addr):
+    """Ordinary queries take the server's fast codec: the reply still echoes the question exactly as
+    asked (mixed case, as resolvers using 0x20 randomisation check), copies RD/CD, answers EDNS with
+    an OPT record and honours the client's buffer size before truncating."""
+    make_service(core, ns, "big", selector={"app": "big"}, cluster_ip="None", ports=[{"name": "p", "port": 80}])
+    for i in range(40):
+        make_pod(core, ns, f"b{i}", f"10.42.13.{i + 1}", labels={"app": "big"})
+    name = f"big.{ns}.svc.cluster.local"
+    wait_for(lambda: len(a_records(query(dns_addr, name, tcp=True))) == 40)
+
+    mixed = "".join(c.upper() if i % 2 else c for i, c in enumerate(name))
+    q = DNSRecord.question(mixed, "A")
+    q.header.cd = 1
+    plain = DNSRecord.parse(q.send(*dns_addr, timeout=5))
+    assert str(plain.q.qname) == mixed + "." and plain.header.id == q.header.id
+    assert plain.header.rd == 1 and plain.header.cd == 1 and plain.header.aa == 1 and plain.header.qr == 1
+    assert plain.header.tc == 1 and not plain.ar  # 40 A records exceed 512 bytes; no OPT asked, none given
+
+    q.add_ar(EDNS0(udp_len=4096))
+    big = DNSRecord.parse(q.send(*dns_addr, timeout=5))
+    assert big.header.tc == 0 and len(a_records(big)) == 40
+    assert {str(rr.rname) for rr in big.rr} == {mixed + "."}
+    opt = [rr for rr in big.ar if rr.rtype == QTYPE.OPT]
+    assert len(opt) == 1 and opt[0].rclass == 1232
+
+    miss = DNSRecord.parse(DNSRecord.question(f"NoPe.{ns}.svc.cluster.local", "AAAA").send(*dns_addr, timeout=5))
+    assert miss.header.rcode == RCODE.NXDOMAIN and str(miss.q.qname) == f"NoPe.{ns}.svc.cluster.local."
+    assert [QTYPE[rr.rtype] for rr in miss.auth] == ["SOA"]

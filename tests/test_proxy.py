@@ -1,7 +1,7 @@
 """Services on a real node: given a kubelite with `--kubelet` (and so its service proxy), when a user
-exposes pods with kubectl, then the ClusterIP, NodePort and LoadBalancer addresses reach ready pods
-through kube-proxy-style iptables rules, cluster DNS answers from inside pods, and the host is left
-clean when the server stops.
+exposes pods with kubectl, then the ClusterIP, NodePort, LoadBalancer and external addresses reach
+ready pods through kube-proxy-style rules, cluster DNS answers from inside pods, and the host is left
+clean when the server stops. Every test runs in both proxy modes (`--proxy-mode iptables|nftables`).
 
 Every packet to a service address is sent only once the proxy's rules are in place (the module
 fixture waits for them): without them such traffic would leave the host by its default route.
@@ -13,9 +13,11 @@ import base64
 import hashlib
 import json
 import random
+import shutil
 import socket
 import subprocess
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -33,6 +35,18 @@ def iptables_save() -> str:
     return subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
 
 
+def nft_table(node: Cluster) -> str:
+    """The nftables mode's table (`kube-proxy` in production; one per test cluster here), or ""."""
+    r = subprocess.run(["nft", "list", "table", "ip", f"{node.prefix.lower()}-proxy"],  # type: ignore[attr-defined]
+                       capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def programmed(node: Cluster) -> str:
+    """What the proxy programmed, in its mode's own listing."""
+    return nft_table(node) if node.mode == "nftables" else iptables_save()  # type: ignore[attr-defined]
+
+
 def upstream_hash(text: str) -> str:
     """kube-proxy's portProtoHash: base32(sha256(name + protocol))[:16]."""
     return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
@@ -42,21 +56,30 @@ def arg(args: list[str], flag: str) -> str:
     return args[args.index(flag) + 1]
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with real_node(tmp_path_factory) as c:
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    mode = request.param
+    if mode == "nftables" and not shutil.which("nft"):
+        pytest.skip("nftables mode needs nft (apt-get install nftables)")
+    with real_node(tmp_path_factory, extra_args=["--proxy-mode", mode]) as c:
         args = c.node_args  # type: ignore[attr-defined]
+        c.mode = mode  # type: ignore[attr-defined]
         c.prefix = arg(args, "--proxy-chain-prefix")  # type: ignore[attr-defined]
         c.dns_ip = arg(args, "--service-cidr").rsplit(".", 1)[0] + ".10"  # type: ignore[attr-defined]
         node = json.loads(c.kubectl("get", "node", c.node_name, "-o", "json").stdout)  # type: ignore[attr-defined]
         c.node_ip = next(a["address"] for a in node["status"]["addresses"]  # type: ignore[attr-defined]
                          if a["type"] == "InternalIP")
         # the proxy is hooked in and the cluster DNS service has its endpoint before any test sends a packet
-        wait_for(lambda: f"-j {c.prefix}-SERVICES" in iptables_save() and  # type: ignore[attr-defined]
-                 f"{c.dns_ip}/32" in iptables_save(), 30, "the proxy's rules")  # type: ignore[attr-defined]
+        if mode == "nftables":
+            wait_for(lambda: f"{c.dns_ip} . udp . 53 : goto service-" in nft_table(c),  # type: ignore[attr-defined]
+                     30, "the proxy's nftables table")
+        else:
+            wait_for(lambda: f"-j {c.prefix}-SERVICES" in iptables_save() and  # type: ignore[attr-defined]
+                     f"{c.dns_ip}/32" in iptables_save(), 30, "the proxy's rules")  # type: ignore[attr-defined]
         yield c
     leftover = [ln for ln in iptables_save().splitlines() if f"{c.prefix}-" in ln]  # type: ignore[attr-defined]
     assert not leftover, f"the proxy left rules behind: {leftover[:5]}"
+    assert not nft_table(c), "the proxy left its nftables table behind"
 
 
 @pytest.fixture
@@ -103,12 +126,23 @@ def test_cluster_ip_spreads_over_ready_pods_and_follows_scale(sh: Shell, node: C
     got = wait_for(lambda: (r := fetch(sh, f"http://{ip}:8888/", 20)) and set(r) <= names and len(set(r)) >= 2 and r,
                    30, "answers from several pods")
     assert len(got) == 20
-    # the rules have upstream's shape: one KUBE-SVC chain, 3 KUBE-SEP chains, random spreading
-    svc_chain = f"{node.prefix}-SVC-{upstream_hash(sh.namespace + '/webtcp')}"  # type: ignore[attr-defined]
-    rules = [ln for ln in iptables_save().splitlines() if ln.startswith(f"-A {svc_chain} ")]
-    assert f"-d {ip}/32 -p tcp -m comment --comment \"{sh.namespace}/web cluster IP\"" in iptables_save()
-    assert len([r for r in rules if "--mode random --probability" in r]) == 2, rules
-    assert len([r for r in rules if f"-j {node.prefix}-SEP-" in r]) == 3, rules  # type: ignore[attr-defined]
+    if node.mode == "nftables":  # type: ignore[attr-defined]
+        # upstream's shape: the ClusterIP in the service-ips map, one service chain picking one of 3
+        # endpoint chains at random
+        listing = nft_table(node)
+        svc_chain = f"service-{upstream_hash(f'{sh.namespace}/web/tcp/')[:8]}-{sh.namespace}/web/tcp/"
+        assert f"{ip} . tcp . 8888 : goto {svc_chain}" in listing, listing[:3000]
+        assert f"numgen random mod 3 vmap @lb-{svc_chain}" in listing
+        endpoint_chains = {ln for ln in listing.splitlines()
+                           if "chain endpoint-" in ln and f"-{sh.namespace}/web/tcp/__" in ln}
+        assert len(endpoint_chains) == 3, endpoint_chains
+    else:
+        # the rules have upstream's shape: one KUBE-SVC chain, 3 KUBE-SEP chains, random spreading
+        svc_chain = f"{node.prefix}-SVC-{upstream_hash(sh.namespace + '/webtcp')}"  # type: ignore[attr-defined]
+        rules = [ln for ln in iptables_save().splitlines() if ln.startswith(f"-A {svc_chain} ")]
+        assert f"-d {ip}/32 -p tcp -m comment --comment \"{sh.namespace}/web cluster IP\"" in iptables_save()
+        assert len([r for r in rules if "--mode random --probability" in r]) == 2, rules
+        assert len([r for r in rules if f"-j {node.prefix}-SEP-" in r]) == 3, rules  # type: ignore[attr-defined]
 
     sh.out("kubectl scale deployment web --replicas=1")
     only = {p["metadata"]["name"] for p in sh.wait_pods("app=web", 1, timeout=60)}  # not counting terminating ones
@@ -127,7 +161,9 @@ def test_node_port_and_load_balancer_from_the_host(sh: Shell, node: Cluster):
     sh.out("kubectl expose deployment web --type NodePort --port 8888 --name web-np")
     port = int(sh.out("kubectl get svc web-np -o jsonpath={.spec.ports[0].nodePort}"))
     assert 30000 <= port <= 32767
-    for host in ("127.0.0.1", node.node_ip):  # type: ignore[attr-defined]
+    # (as upstream, the nftables mode serves node ports on the node's addresses but not on localhost)
+    hosts = [node.node_ip] if node.mode == "nftables" else ["127.0.0.1", node.node_ip]  # type: ignore[attr-defined]
+    for host in hosts:
         assert wait_for(lambda h=host: _try_host(f"http://{h}:{port}/"), 20, f"NodePort on {host}") in names
 
     lb_port = random.randint(20000, 29000)
@@ -155,7 +191,12 @@ def test_service_without_endpoints_is_refused_at_once(sh: Shell, node: Cluster):
     client(sh)
     sh.out("kubectl create service clusterip nothing --tcp=80:8080")
     ip = cluster_ip(sh, "nothing")
-    wait_for(lambda: f"\"{sh.namespace}/nothing:80-8080 has no endpoints\"" in iptables_save(), 20, "the REJECT rule")
+    if node.mode == "nftables":  # type: ignore[attr-defined]
+        wait_for(lambda: f"{ip} . tcp . 80 comment \"{sh.namespace}/nothing:80-8080\" : goto reject-chain"
+                 in nft_table(node), 20, "the reject verdict")
+    else:
+        wait_for(lambda: f"\"{sh.namespace}/nothing:80-8080 has no endpoints\"" in iptables_save(), 20,
+                 "the REJECT rule")
     out = sh.run(f"kubectl exec client -- timeout 20 wget -qO- http://{ip}/", check=False, timeout=60)
     assert out.returncode != 0 and "Connection refused" in out.stderr + out.stdout, out
     with pytest.raises(ConnectionRefusedError):
@@ -303,3 +344,34 @@ spec:
     assert "connected" in api.stdout, api
     nolinks = sh.out("kubectl exec nolinks -- env")
     assert "WEB_SERVICE_HOST" not in nolinks and "KUBERNETES_SERVICE_HOST=" in nolinks
+
+
+@pytest.fixture
+def external_ip() -> Iterator[str]:
+    """An address of this host that no service proxy knows about, on an interface of its own (a veth
+    pair: the dummy driver is not in every kernel)."""
+    tag = uuid.uuid4().hex[:8]
+    dev, ip = f"klx{tag}", f"198.51.100.{random.randint(2, 250)}"
+    subprocess.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", f"kly{tag}"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{ip}/32", "dev", dev], check=True)
+        subprocess.run(["ip", "link", "set", dev, "up"], check=True)
+        yield ip
+    finally:
+        subprocess.run(["ip", "link", "delete", dev], capture_output=True)
+
+
+def test_external_ips_reach_the_pods_from_the_host(sh: Shell, node: Cluster, external_ip: str):
+    """spec.externalIPs: traffic to that address and the service port is proxied like the ClusterIP."""
+    names = web(sh, replicas=2)
+    port = random.randint(20000, 29000)
+    sh.out(f"kubectl expose deployment web --port {port} --target-port 8888 --external-ip {external_ip}")
+    row = table(sh.out("kubectl get svc web"))[1][0]
+    assert row["EXTERNAL-IP"] == external_ip and row["PORT(S)"] == f"{port}/TCP", row
+    seen = set()
+    for _ in range(12):
+        seen.add(wait_for(lambda: _try_host(f"http://{external_ip}:{port}/"), 20, "the external IP"))
+    assert seen <= names and len(seen) == 2, seen
+    # the address is only proxied on the service's port, and no longer once the service is gone
+    sh.out("kubectl delete svc web")
+    wait_for(lambda: _try_host(f"http://{external_ip}:{port}/") is None, 20, "the external IP to be released")

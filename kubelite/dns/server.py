@@ -5,17 +5,23 @@ answers are memoised by the query's bytes after its ID until the cluster state c
 records' generation), so a repeated query costs one dict lookup. Only forwarding and CNAME chasing
 go async. UDP answers larger than the client's buffer (512, or its EDNS size) come back truncated
 (TC) so the client retries over TCP.
+
+A query that misses the memo is read and answered without dnslib's object model when it is an
+ordinary one (one IN question of plain labels, at most an OPT): `parse_plain_query` and
+`_pack_plain` produce the same bytes as the general path at about half its cost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
 
 from dnslib import EDNS0, OPCODE, QTYPE, RCODE, DNSError, DNSRecord
+from dnslib.label import DNSBuffer
 
 from kubelite.dns.forward import Forwarder
 from kubelite.dns.resolver import Answer, KubernetesResolver
@@ -25,6 +31,51 @@ log = logging.getLogger(__name__)
 CACHE_MAX = 50_000
 EDNS_SIZE = 1232
 TCP_IDLE = 10.0
+
+
+_LABEL = re.compile(rb"[A-Za-z0-9_*-]{1,63}")
+_REPLY_CLEAR = 0x8000 | 0x0400 | 0x0200 | 0x0080 | 0x000F  # QR, AA, TC, RA, RCODE
+
+
+def parse_plain_query(data: bytes) -> tuple[str, int, int, int | None] | None:
+    """(qname, qtype, question end, EDNS UDP size or None) of an ordinary query (one IN question
+    of plain hostname labels, at most an OPT record besides), read without building dnslib objects;
+    None for anything else, which takes the general path."""
+    n = len(data)
+    if n < 17 or data[2] & 0xF8:  # QR or a non-QUERY opcode
+        return None
+    qd, an, ns, ar = struct.unpack_from("!HHHH", data, 4)
+    if qd != 1 or an or ns or ar > 1:
+        return None
+    i, labels = 12, []
+    while True:
+        ln = data[i]
+        if ln == 0:
+            i += 1
+            break
+        label = data[i + 1:i + 1 + ln]
+        if ln > 63 or not _LABEL.fullmatch(label):
+            return None
+        labels.append(label)
+        i += 1 + ln
+        if i >= n:
+            return None
+    if not labels or i + 4 > n:
+        return None
+    qtype, qclass = struct.unpack_from("!HH", data, i)
+    qend = i + 4
+    if qclass != 1:
+        return None
+    udp = None
+    if ar:
+        if qend + 11 > n or data[qend] != 0:
+            return None
+        rtype, udp, _, rdlen = struct.unpack_from("!HHIH", data, qend + 1)
+        if rtype != QTYPE.OPT or qend + 11 + rdlen != n:
+            return None
+    elif qend != n:
+        return None
+    return b".".join(labels).decode() + ".", qtype, qend, udp
 
 
 def _header_only(data: bytes, rcode: int) -> bytes | None:
@@ -97,6 +148,17 @@ class DNSServer:
         hit = cache.get(data[2:])
         if hit is not None:
             return data[:2] + hit
+        plain = parse_plain_query(data)
+        if plain is not None:
+            qname, qtype, qend, udp = plain
+            ans = self.resolver.resolve(qname, qtype)
+            if not (ans.forward or ans.chase):
+                out = self._pack_plain(data, qname, qtype, qend, udp, ans, tcp)
+                if ans.cacheable:
+                    if len(cache) >= CACHE_MAX:
+                        cache.clear()
+                    cache[data[2:]] = out[2:]
+                return out
         try:
             request = DNSRecord.parse(data)
         except (DNSError, Exception):
@@ -136,6 +198,32 @@ class DNSServer:
                 except DNSError:
                     pass
         return self._pack(request, ans, tcp)
+
+    @staticmethod
+    def _pack_plain(data: bytes, qname: str, qtype: int, qend: int, udp: int | None, ans: Answer,
+                    tcp: bool) -> bytes:
+        """The reply `_pack` would give, written straight into dnslib's buffer (its name
+        compression, its record encoders) without building the request and reply objects."""
+        flags = ((data[2] << 8 | data[3]) & ~_REPLY_CLEAR) | 0x8000 | 0x0400 | ans.rcode
+        additional = ans.additional + ([EDNS0(udp_len=EDNS_SIZE)] if udp is not None else [])
+        buf = DNSBuffer()
+        buf.append(data[:2])
+        buf.pack("!HHHHH", flags, 1, len(ans.answers), len(ans.authority), len(additional))
+        buf.encode_name(qname)
+        buf.pack("!HH", qtype, 1)
+        for section in (ans.answers, ans.authority, additional):
+            for rr in section:
+                rr.pack(buf)
+        out = bytes(buf.data)
+        limit = 65535 if tcp else max(512, min(udp, 65535)) if udp is not None else 512
+        if len(out) > limit:
+            head = struct.pack("!HHHHH", flags | 0x0200, 1, 0, 0, 1 if udp is not None else 0)
+            out = data[:2] + head + data[12:qend]
+            if udp is not None:
+                opt = DNSBuffer()
+                EDNS0(udp_len=EDNS_SIZE).pack(opt)
+                out += bytes(opt.data)
+        return out
 
     def _pack(self, request: DNSRecord, ans: Answer, tcp: bool, authoritative: bool = True) -> bytes:
         reply = request.reply(ra=0, aa=1 if authoritative else 0)

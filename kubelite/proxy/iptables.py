@@ -21,12 +21,28 @@ class IPTablesError(RuntimeError):
     pass
 
 
-async def run(argv: list[str], input: str | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate(input.encode() if input is not None else None)
-    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+async def run(argv: list[str], input: str | None = None, attempts: int = 3) -> tuple[int, str, str]:
+    """Run a command to completion. A child killed by a signal before it did anything (seen here as
+    SIGSEGV between fork and exec in a server whose gRPC threads skip fork handlers, or as a closed
+    stdin pipe) is run again: every command we run is idempotent or all-or-nothing."""
+    for attempt in range(attempts):
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await proc.communicate(input.encode() if input is not None else None)
+        except (RuntimeError, BrokenPipeError, ConnectionResetError) as e:  # the child is gone already
+            await proc.wait()
+            if attempt + 1 < attempts:
+                log.warning("%s: the child went away (%s, exit %s); running it again", argv[0], e, proc.returncode)
+                continue
+            raise IPTablesError(f"{argv[0]}: {e} (exit {proc.returncode})") from e
+        rc = proc.returncode or 0
+        if rc < 0 and attempt + 1 < attempts:
+            log.warning("%s was killed by signal %d; running it again", argv[0], -rc)
+            continue
+        return rc, out.decode(errors="replace"), err.decode(errors="replace")
+    raise AssertionError("unreachable")
 
 
 class IPTables:
@@ -71,7 +87,7 @@ class IPTables:
         base = [*self.prefix, self.iptables, "-w", "5", "-t", j.table]
         for _ in range(10):  # every copy, should a crash have left duplicates
             rc, _, _ = await run([*base, "-D", j.chain, *j.args])
-            if rc != 0:
+            if rc != 0:  # (a killed child is retried by `run`; this is "no such rule")
                 return
 
     async def remove_all(self, names: Names, jumps: list[Jump]) -> None:

@@ -9,6 +9,9 @@ BoundedFrequencyRunner, a change after a quiet period syncs at once and a burst 
 
 Established flows survive proxy restarts: their NAT lives in conntrack, which we never flush; only
 UDP entries pointing at endpoints that went away are deleted (`conntrack`, when installed).
+
+`mode` is kube-proxy's `--proxy-mode`: "iptables" (upstream's default) or "nftables", where the same
+loop writes one `nft -f` transaction (see `nftables.py`) and deletes stale chains a sync later.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubelite.client.informer import SharedInformerFactory
-from kubelite.proxy import rules
+from kubelite.proxy import nftables, rules
 from kubelite.proxy.iptables import Conntrack, IPTables
 from kubelite.proxy.servicemap import ServicePort, build_service_map, usable
 
 log = logging.getLogger(__name__)
 
 ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"
+PROXY_MODES = ("iptables", "nftables")
 
 
 @dataclass
@@ -41,6 +45,7 @@ class ProxyConfig:
     full_sync_period: float = 3600.0  # as upstream: partial syncs in between, a full one hourly
     netns: str = ""
     backend: str = ""  # "" the host's iptables; "nft" or "legacy" to choose
+    mode: str = "iptables"  # or "nftables" (upstream's --proxy-mode)
 
 
 class Proxier:
@@ -49,7 +54,12 @@ class Proxier:
         self.config = config
         self.names = rules.Names(config.chain_prefix)
         self.ctx = rules.NodeContext(config.node_name, config.cluster_cidr, config.service_cidr, self.names)
+        if config.mode not in PROXY_MODES:
+            raise ValueError(f"unknown proxy mode {config.mode!r}: want one of {', '.join(PROXY_MODES)}")
         self.iptables = IPTables(config.netns, config.backend)
+        self.nft = nftables.NFTables(nftables.table_name(config.chain_prefix), config.netns)
+        self._nft_objects: tuple[set[str], set[str]] | None = None  # chains, sets; None: list them
+        self._stale: dict[str, float] = {}  # nftables chains flushed, to delete a second later
         self.conntrack = Conntrack(config.netns)
         self.factory = SharedInformerFactory(client)
         self.services = self.factory.informer("", "v1", "services")
@@ -63,22 +73,36 @@ class Proxier:
         self._hooked = False
         self._written: dict[str, str] = {}  # service port key -> what its chains were written from
         self._full = True
+        self._large_cluster = False  # upstream's largeClusterMode at the last iptables sync
         self._udp: dict[str, tuple[ServicePort, set[str]]] = {}
         self.last_sync_seconds = 0.0
         self.syncs = 0
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        if not self.config.netns:
+        if not self.config.netns and self.config.mode == "iptables":
             # node ports on 127.0.0.1 need DNAT of loopback-sourced packets out of `lo` (as upstream)
             with contextlib.suppress(OSError), open(ROUTE_LOCALNET, "w") as f:
                 f.write("1")
+        await self._cleanup_other_mode()
         await self.factory.start()
         await self.factory.wait_for_sync(timeout=30)
         await self.sync()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="proxy-sync")
         log.info("service proxy on %s: %d rules in chains %s-*", self.config.node_name, self._rule_count,
                  self.names.prefix)
+
+    async def _cleanup_other_mode(self) -> None:
+        """As upstream on start: remove what the other mode left behind (a crash, or a restart with
+        another --proxy-mode), which would otherwise DNAT the same traffic a second way."""
+        try:
+            if self.config.mode == "nftables":
+                if IPTables.available():
+                    await self.iptables.remove_all(self.names, rules.jumps(self.names))
+            elif nftables.NFTables.available():
+                await self.nft.remove_all()
+        except Exception as e:
+            log.warning("service proxy: cleaning up after the other proxy mode failed: %s", e)
 
     async def stop(self) -> None:
         """Stop syncing and remove every chain and hook of ours: the host is left as we found it.
@@ -91,9 +115,12 @@ class Proxier:
         await asyncio.gather(*self._side_tasks, return_exceptions=True)
         await self.factory.stop()
         try:
-            await self.iptables.remove_all(self.names, rules.jumps(self.names))
+            if self.config.mode == "nftables":
+                await self.nft.remove_all()
+            else:
+                await self.iptables.remove_all(self.names, rules.jumps(self.names))
         except Exception as e:
-            log.warning("service proxy: cleaning up iptables failed: %s", e)
+            log.warning("service proxy: cleaning up %s failed: %s", self.config.mode, e)
 
     def _changed(self, *_: Any) -> None:
         self._dirty.set()
@@ -119,6 +146,7 @@ class Proxier:
             except Exception:
                 log.exception("service proxy: sync failed; retrying with a full resync")
                 self._existing = None
+                self._nft_objects = None
                 self._hooked = False
                 self._full = True
                 self._dirty.set()
@@ -131,6 +159,10 @@ class Proxier:
         """Program the whole current state: build the text, one iptables-restore, then housekeeping."""
         start = time.perf_counter()
         smap = build_service_map(self.services.store.list(), self.slices.store.list())
+        if self.config.mode == "nftables":
+            await self._sync_nftables(smap, start)
+            self._clear_stale_udp(smap)
+            return
         if self._existing is None:
             self._existing = (await self.iptables.chains("nat", self.names),
                               await self.iptables.chains("filter", self.names))
@@ -140,7 +172,12 @@ class Proxier:
         self._written = {}  # unknown until the restore succeeds
         await self.iptables.restore(ruleset.text)
         self._written = written
-        self._full = False
+        # after a partial sync across upstream's large-cluster threshold, the chains left alone have
+        # the other comment style: rewrite them all next time
+        self._full = bool(unchanged) and ruleset.large_cluster != self._large_cluster
+        self._large_cluster = ruleset.large_cluster
+        if self._full:
+            self._dirty.set()
         self._existing = (ruleset.nat_chains, ruleset.filter_chains)
         if not self._hooked:
             for j in reversed(rules.jumps(self.names)):  # each goes first: reversed keeps upstream's order
@@ -152,6 +189,41 @@ class Proxier:
         log.debug("service proxy: synced %d service ports, %d rules in %.1f ms", len(smap), ruleset.rule_count,
                   self.last_sync_seconds * 1000)
         self._clear_stale_udp(smap)
+
+    async def _sync_nftables(self, smap: list[ServicePort], start: float) -> None:
+        """One `nft -f` transaction; chains made stale by an earlier sync are deleted first, in a
+        transaction of their own (as upstream: a failure there only delays their removal)."""
+        if self._nft_objects is None:
+            self._nft_objects = await self.nft.objects()
+        due = [c for c, t in self._stale.items() if t < time.monotonic() - 1.0]
+        if due:
+            try:
+                await self.nft.delete(due)
+                self._nft_objects[0].difference_update(due)
+            except Exception as e:
+                log.warning("service proxy: deleting %d stale chains failed, will retry: %s", len(due), e)
+            for c in due:
+                self._stale.pop(c, None)
+        written = {rules.service_port_key(sp): repr(sp) for sp in smap}
+        unchanged = set() if self._full else {k for k, v in written.items() if self._written.get(k) == v}
+        ruleset, stale = nftables.build(smap, self.ctx, self.nft.table, unchanged, *self._nft_objects)
+        self._written = {}
+        await self.nft.apply(ruleset.text)
+        self._written = written
+        self._full = False
+        now = time.monotonic()
+        for c in ruleset.chains:
+            self._stale.pop(c, None)
+        for c in stale:
+            self._stale.setdefault(c, now)
+        self._nft_objects = (ruleset.chains | set(self._stale), ruleset.sets)
+        if stale:
+            asyncio.get_running_loop().call_later(1.1, self._dirty.set)  # come back to delete them
+        self.last_sync_seconds = time.perf_counter() - start
+        self.syncs += 1
+        self._rule_count = ruleset.rule_count
+        log.debug("service proxy (nftables): synced %d service ports, %d rules in %.1f ms", len(smap),
+                  ruleset.rule_count, self.last_sync_seconds * 1000)
 
     def _clear_stale_udp(self, smap: list[ServicePort]) -> None:
         """Conntrack entries that now lead nowhere (UDP has no handshake to notice)."""

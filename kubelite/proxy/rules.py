@@ -14,6 +14,7 @@ characters), so they match what a kube-proxy would create for the same service.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Iterable
@@ -22,11 +23,16 @@ from dataclasses import dataclass, field
 from kubelite.proxy.servicemap import Endpoint, ServicePort, usable
 
 MASQ_MARK = "0x4000"
+# above this many endpoints, per-endpoint rules go without comments (upstream's largeClusterMode)
+LARGE_CLUSTER_ENDPOINTS = 1000
 OWNED_KINDS = ("SVC", "SVL", "EXT", "SEP", "FW")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def port_proto_hash(name: str, protocol: str) -> str:
-    return base64.b32encode(hashlib.sha256((name + protocol).encode()).digest()).decode()[:16]
+    """Upstream's portProtoHash: the first 16 base32 characters of the sha256, which are exactly
+    those of its first 10 bytes (cached: chain names are stable from one sync to the next)."""
+    return base64.b32encode(hashlib.sha256((name + protocol).encode()).digest()[:10]).decode()
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class Ruleset:
     nat_chains: set[str]
     filter_chains: set[str]
     rule_count: int
+    large_cluster: bool = False
 
 
 def _q(comment: str) -> str:
@@ -172,8 +179,10 @@ def build(service_map: Iterable[ServicePort], ctx: NodeContext, existing_nat: It
             _q("block incoming localnet connections"), "-m", "conntrack", "!", "--ctstate",
             "RELATED,ESTABLISHED,DNAT", "-j", "DROP")
 
+    service_map = list(service_map)
+    large = sum(len(sp.endpoints) for sp in service_map) > LARGE_CLUSTER_ENDPOINTS
     for sp in service_map:
-        _service_port(sp, ctx, nat, flt, service_port_key(sp) not in unchanged)
+        _service_port(sp, ctx, nat, flt, service_port_key(sp) not in unchanged, large)
 
     nat.add(t("SERVICES"), "-m", "comment", "--comment",
             _q("kubernetes service nodeports; NOTE: this must be the last rule in this chain"),
@@ -190,14 +199,15 @@ def build(service_map: Iterable[ServicePort], ctx: NodeContext, existing_nat: It
                 table.chains.append(c)
                 table.deletes.append(f"-X {c}")
     lines = [*flt.render(), *nat.render(), ""]
-    return Ruleset("\n".join(lines), active_nat, active_filter, len(nat.rules) + len(flt.rules))
+    return Ruleset("\n".join(lines), active_nat, active_filter, len(nat.rules) + len(flt.rules), large)
 
 
 def _local(eps: list[Endpoint], node: str) -> list[Endpoint]:
     return [e for e in eps if e.node_name == node]
 
 
-def _service_port(sp: ServicePort, ctx: NodeContext, nat: _Table, flt: _Table, rewrite: bool = True) -> None:
+def _service_port(sp: ServicePort, ctx: NodeContext, nat: _Table, flt: _Table, rewrite: bool = True,
+                  large: bool = False) -> None:
     n, t = ctx.names, ctx.names.top
     name = sp.port_name_string
     proto = _proto(sp)
@@ -271,18 +281,20 @@ def _service_port(sp: ServicePort, ctx: NodeContext, nat: _Table, flt: _Table, r
             nat.add(ext, "-j", svc)
 
     # load balancing over the endpoints, and one chain per endpoint
-    _balance(sp, ctx, nat, svc, all_eps)
+    _balance(sp, ctx, nat, svc, all_eps, large)
     if svl:
-        _balance(sp, ctx, nat, svl, local_eps)
+        _balance(sp, ctx, nat, svl, local_eps, large)
     for ep in {e.address: e for e in [*all_eps, *(local_eps if svl else [])]}.values():
         sep = nat.chain(n.sep(sp, ep), rewrite)
-        nat.add(sep, "-m", "comment", "--comment", _q(name), "-s", f"{ep.ip}/32", "-j", n.top("MARK-MASQ"))
+        comment = [] if large else ["-m", "comment", "--comment", _q(name)]
+        nat.add(sep, *comment, "-s", f"{ep.ip}/32", "-j", n.top("MARK-MASQ"))
         recent = ["-m", "recent", "--name", sep, "--set"] if sp.affinity_seconds else []
-        nat.add(sep, "-m", "comment", "--comment", _q(name), *recent, *proto,
+        nat.add(sep, *comment, *recent, *proto,
                 "-j", "DNAT", "--to-destination", ep.address)
 
 
-def _balance(sp: ServicePort, ctx: NodeContext, nat: _Table, chain: str, eps: list[Endpoint]) -> None:
+def _balance(sp: ServicePort, ctx: NodeContext, nat: _Table, chain: str, eps: list[Endpoint],
+             large: bool = False) -> None:
     """Affinity first (a client seen recently goes back to the same endpoint), then a chain of
     random matches where the i-th of n rules fires with probability 1/(n-i): uniform overall."""
     n = ctx.names
@@ -290,10 +302,12 @@ def _balance(sp: ServicePort, ctx: NodeContext, nat: _Table, chain: str, eps: li
     if sp.affinity_seconds:
         for ep in eps:
             sep = n.sep(sp, ep)
-            nat.add(chain, "-m", "comment", "--comment", _q(f"{name} -> {ep.address}"), "-m", "recent",
+            comment = [] if large else ["-m", "comment", "--comment", _q(f"{name} -> {ep.address}")]
+            nat.add(chain, *comment, "-m", "recent",
                     "--name", sep, "--rcheck", "--seconds", str(sp.affinity_seconds), "--reap", "-j", sep)
     count = len(eps)
     for i, ep in enumerate(eps):
         stat = ["-m", "statistic", "--mode", "random", "--probability", f"{1.0 / (count - i):0.10f}"] \
             if i < count - 1 else []
-        nat.add(chain, "-m", "comment", "--comment", _q(f"{name} -> {ep.address}"), *stat, "-j", n.sep(sp, ep))
+        comment = [] if large else ["-m", "comment", "--comment", _q(f"{name} -> {ep.address}")]
+        nat.add(chain, *comment, *stat, "-j", n.sep(sp, ep))
