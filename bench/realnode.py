@@ -62,12 +62,12 @@ class NodeServer:
 
 
 @contextlib.contextmanager
-def node_server() -> Iterator[NodeServer]:
+def node_server(extra_args: list[str] | None = None) -> Iterator[NodeServer]:
     from tests.images import BUSYBOX, build_images, node_args, teardown_node
 
     data_dir = tempfile.mkdtemp(prefix="kubelite-bench-")
     tag = uuid.uuid4().hex[:6]
-    args = node_args(tag)
+    args = node_args(tag) + list(extra_args or [])
     log = open(os.path.join(data_dir, "server.log"), "ab")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "kubelite", "server", "--data-dir", data_dir, "--port", str(port),
@@ -78,8 +78,10 @@ def node_server() -> Iterator[NodeServer]:
         while time.time() < deadline and not node.ready():
             time.sleep(0.3)
         files = build_images(os.path.join(data_dir, "images"))
-        subprocess.run([sys.executable, "-m", "kubelite", "images", "import", "--data-dir", data_dir,
-                        files[BUSYBOX]], check=True, capture_output=True)
+        r = subprocess.run([sys.executable, "-m", "kubelite", "images", "import", "--data-dir", data_dir,
+                            files[BUSYBOX]], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"importing the busybox image: {r.stderr.strip()} (server log: {data_dir}/server.log)")
         yield node
     finally:
         teardown_node(node, node.flag("--cni-bridge"))

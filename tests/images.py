@@ -87,14 +87,16 @@ def import_images(cluster, files: list[str]) -> None:
 
 @contextlib.contextmanager
 def real_node(tmp_path_factory: pytest.TempPathFactory,
-              extra_images: Callable[[str], list[str]] | None = None) -> Iterator[Any]:
-    """A started cluster with a real node of its own (`node_name`, `node_args`), the busybox image and
-    `extra_images(image_dir)` imported; stopped and cleaned up on exit. Skips when the host cannot."""
+              extra_images: Callable[[str], list[str]] | None = None,
+              extra_args: list[str] | None = None) -> Iterator[Any]:
+    """A started cluster with a real node of its own (`node_name`, `node_args` plus `extra_args`), the
+    busybox image and `extra_images(image_dir)` imported; stopped and cleaned up on exit. Skips when
+    the host cannot."""
     from tests.conftest import _make_cluster
 
     skip_unless_node_possible()
     tag = uuid.uuid4().hex[:6]
-    args = node_args(tag)
+    args = node_args(tag) + list(extra_args or [])
     c = _make_cluster(tmp_path_factory, args)
     c.node_name, c.node_args = f"node-{tag}", args  # type: ignore[attr-defined]
     image_dir = str(tmp_path_factory.mktemp("images"))

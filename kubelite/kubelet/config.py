@@ -25,6 +25,7 @@ class KubeletConfig:
     node_ip: str = ""
     cni_bin_dir: str = "/usr/lib/cni"
     cni_bridge: str = "kubelite0"
+    insecure_registries: tuple[str, ...] = ()  # pulled from over plain HTTP by the private containerd
     max_pods: int = 110
     node_status_update_frequency: float = 10.0
     lease_duration_seconds: int = 40
@@ -46,6 +47,7 @@ class KubeletConfig:
             node_ip=getattr(cfg, "node_ip", ""),
             cni_bin_dir=getattr(cfg, "cni_bin_dir", "") or "/usr/lib/cni",
             cni_bridge=getattr(cfg, "cni_bridge", "") or "kubelite0",
+            insecure_registries=tuple(getattr(cfg, "insecure_registries", ()) or ()),
         )
 
     @property

@@ -78,9 +78,13 @@ class Kubelet:
         cni.write_conflist(cfg.cni_conf_dir, bridge=cfg.cni_bridge, subnet=pod_cidr, ipam_dir=cfg.cni_ipam_dir)
         cni.enable_forwarding()
         endpoint = cfg.container_runtime_endpoint
+        if endpoint and cfg.insecure_registries:
+            log.warning("--insecure-registry applies to the private containerd only; configure %s's registry "
+                        "hosts yourself", endpoint)
         if not endpoint:
             self.containerd = Containerd(cfg.containerd_dir, sandbox_image=cfg.pause_image,
-                                         cni_bin_dir=cfg.cni_bin_dir, cni_conf_dir=cfg.cni_conf_dir)
+                                         cni_bin_dir=cfg.cni_bin_dir, cni_conf_dir=cfg.cni_conf_dir,
+                                         insecure_registries=cfg.insecure_registries)
             await self.containerd.start()
             endpoint = self.containerd.endpoint
         self.runtime = RuntimeClient(endpoint)

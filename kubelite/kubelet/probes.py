@@ -6,12 +6,14 @@ container ID; a change wakes the pod's worker, whose sync acts on it (restart, r
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import grpc
 
 from kubelite.runtime.cri import CRIError, RuntimeClient
 
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("startupProbe", "livenessProbe", "readinessProbe")
 LABEL = {"startupProbe": "Startup", "livenessProbe": "Liveness", "readinessProbe": "Readiness"}
+PROBE_USER_AGENT = "kube-probe/1.32"
 
 
 class ProbeResult:
@@ -38,12 +41,13 @@ async def run_probe(runtime: RuntimeClient, probe: dict, container: dict, contai
             r = await runtime.exec_sync(container_id, cmd, timeout)
         except CRIError as e:
             if e.code is not None and e.code.name == "DEADLINE_EXCEEDED":
-                return False, f"command {cmd!r} timed out"
+                # upstream's remote runtime: fmt.Errorf("command %q timed out", strings.Join(cmd, " "))
+                return False, f"command {json.dumps(' '.join(cmd))} timed out"
             return False, str(e)
         if r.exit_code == 0:
             return True, ""
-        out = (r.stdout + r.stderr).decode(errors="replace")
-        return False, out if out else f"command {cmd!r} exited with {r.exit_code}"
+        # upstream reports the command's output only, empty when there is none ("Liveness probe failed: ")
+        return False, (r.stdout + r.stderr).decode(errors="replace")
     if probe.get("httpGet"):
         h = probe["httpGet"]
         port = _port(h.get("port"), container)
@@ -54,7 +58,7 @@ async def run_probe(runtime: RuntimeClient, probe: dict, container: dict, contai
             path = "/" + path
         url = f"{scheme}://{host}:{port}{path}"
         headers = {x.get("name"): x.get("value", "") for x in h.get("httpHeaders") or [] if x.get("name")}
-        headers.setdefault("User-Agent", "kube-probe/1.32")
+        headers.setdefault("User-Agent", PROBE_USER_AGENT)
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s, \
                     s.get(url, headers=headers, ssl=False, allow_redirects=True) as resp:
@@ -64,7 +68,7 @@ async def run_probe(runtime: RuntimeClient, probe: dict, container: dict, contai
         except TimeoutError:
             return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
         except aiohttp.ClientError as e:
-            return False, f'Get "{url}": {e}'
+            return False, f'Get "{url}": {_http_error(e, host, port)}'
     if probe.get("tcpSocket"):
         t = probe["tcpSocket"]
         port = _port(t.get("port"), container)
@@ -79,8 +83,118 @@ async def run_probe(runtime: RuntimeClient, probe: dict, container: dict, contai
             reason = os.strerror(e.errno).lower() if e.errno else str(e)
             return False, f"dial tcp {host}:{port}: connect: {reason}"
     if probe.get("grpc"):
-        return False, "grpc probes are not supported by this kubelet"
+        g = probe["grpc"]
+        return await grpc_probe(pod_ip or "127.0.0.1", int(g.get("port") or 0), g.get("service") or "", timeout)
     return True, ""
+
+
+def _http_error(e: aiohttp.ClientError, host: str, port: int) -> str:
+    """An HTTP probe's transport error worded as Go's net/http client words it (upstream's prober
+    puts that text in the Unhealthy event), not as aiohttp does."""
+    if isinstance(e, aiohttp.ClientConnectorError):
+        oe = e.os_error
+        reason = os.strerror(oe.errno).lower() if oe.errno else str(oe)
+        return f"dial tcp {host}:{port}: connect: {reason}"
+    if isinstance(e, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)):
+        return "EOF"  # the server closed the connection before a whole response
+    return str(e)
+
+
+# grpc.health.v1.Health/Check, encoded by hand: the request is one string field (service = 1), the
+# response one enum field (status = 1); no generated stubs needed for two scalar fields.
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+SERVING_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def encode_health_request(service: str) -> bytes:
+    data = service.encode()
+    return b"\x0a" + _varint(len(data)) + data if data else b""
+
+
+def decode_health_status(data: bytes) -> int:
+    """The `status` field of a HealthCheckResponse (0, UNKNOWN, when absent); other fields skipped."""
+    i, status = 0, 0
+    while i < len(data):
+        key, i = _read_varint(data, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _read_varint(data, i)
+            if field == 1:
+                status = value
+        elif wire == 2:
+            length, i = _read_varint(data, i)
+            i += length
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            break
+    return status
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while i < len(data):
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return value, i
+
+
+def go_duration(seconds: float) -> str:
+    """time.Duration's String() for whole seconds, as upstream's messages print timeouts: 1s, 1m30s."""
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    return f"{m}m{sec}s" if m else f"{sec}s"
+
+
+async def grpc_probe(host: str, port: int, service: str, timeout: float) -> tuple[bool, str]:
+    """Upstream's grpc prober: dial (blocking, plain text) and call Health/Check within `timeout`;
+    SERVING succeeds, anything else fails with upstream's message."""
+    addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    channel = grpc.aio.insecure_channel(addr, options=[("grpc.primary_user_agent", PROBE_USER_AGENT),
+                                                       ("grpc.enable_retries", 0)])
+    try:
+        try:
+            await asyncio.wait_for(channel.channel_ready(), timeout)
+        except TimeoutError:
+            return False, (f'timeout: failed to connect service "{addr}" within {go_duration(timeout)}: '
+                           "context deadline exceeded")
+        check = channel.unary_unary(HEALTH_CHECK, request_serializer=encode_health_request,
+                                    response_deserializer=decode_health_status)
+        try:
+            status = await check(service, timeout=max(0.001, deadline - loop.time()))
+        except grpc.aio.AioRpcError as e:
+            code = e.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                return False, ("error: this server does not implement the grpc health protocol "
+                               f"(grpc.health.v1.Health): {e.details() or ''}")
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return False, f"timeout: health rpc did not complete within {go_duration(timeout)}"
+            return False, f"error: health rpc probe failed: {CRIError('Check', code, e.details() or '')}"
+        if status != 1:
+            return False, f'service unhealthy (responded with "{SERVING_STATUS.get(status, str(status))}")'
+        return True, ""
+    finally:
+        await channel.close()
 
 
 def _port(port: Any, container: dict) -> int:

@@ -85,9 +85,10 @@ def busybox_layer(busybox: str | None = None) -> bytes:
     return buf.getvalue()
 
 
-def docker_archive(tags: Sequence[str], layer: bytes, cmd: Sequence[str], env: Sequence[str] = (),
-                   entrypoint: Sequence[str] | None = None, workdir: str = "") -> bytes:
-    """A `docker save` style tarball holding one single-layer image known by `tags`."""
+def image_config(layer: bytes, cmd: Sequence[str], env: Sequence[str] = (),
+                 entrypoint: Sequence[str] | None = None, workdir: str = "") -> bytes:
+    """The image config JSON of a one-layer image (shared by tarballs and registry pushes, so the
+    same inputs give the same image ID both ways)."""
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = {
         "architecture": _arch(),
@@ -99,7 +100,14 @@ def docker_archive(tags: Sequence[str], layer: bytes, cmd: Sequence[str], env: S
     }
     if entrypoint is not None:
         config["config"]["Entrypoint"] = list(entrypoint)
-    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+def docker_archive(tags: Sequence[str], layer: bytes, cmd: Sequence[str], env: Sequence[str] = (),
+                   entrypoint: Sequence[str] | None = None, workdir: str = "") -> bytes:
+    """A `docker save` style tarball holding one single-layer image known by `tags`."""
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config_bytes = image_config(layer, cmd, env, entrypoint, workdir)
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
     layer_name = diff_id.split(":", 1)[1] + "/layer.tar"
     manifest = [{"Config": config_name, "RepoTags": list(tags), "Layers": [layer_name]}]

@@ -178,8 +178,12 @@ class RuntimeClient:
         resp = await self._call(self._images, "ImageStatus", pb.ImageStatusRequest(image=pb.ImageSpec(image=image)))
         return resp.image if resp.HasField("image") and resp.image.id else None
 
-    async def pull_image(self, image: str, sandbox_config: pb.PodSandboxConfig | None = None) -> str:
+    async def pull_image(self, image: str, sandbox_config: pb.PodSandboxConfig | None = None,
+                         auth: pb.AuthConfig | None = None) -> str:
+        """Pull `image`; `auth` carries registry credentials (the kubelet's from imagePullSecrets)."""
         req = pb.PullImageRequest(image=pb.ImageSpec(image=image))
+        if auth is not None:
+            req.auth.CopyFrom(auth)
         if sandbox_config is not None:
             req.sandbox_config.CopyFrom(sandbox_config)
         resp = await self._call(self._images, "PullImage", req, timeout=600)

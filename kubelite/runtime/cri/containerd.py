@@ -50,6 +50,11 @@ class ContainerdPaths:
     def log(self) -> str:
         return os.path.join(self.base, "containerd.log")
 
+    @property
+    def certs_dir(self) -> str:
+        """containerd's registry `config_path`: one HOST[:PORT]/hosts.toml per configured registry."""
+        return os.path.join(self.base, "certs.d")
+
 
 def missing_requirements(cni_bin_dir: str, need_containerd: bool = True) -> list[str]:
     """What keeps this host from running a node, worded for the operator (empty when all is there)."""
@@ -71,6 +76,31 @@ def missing_requirements(cni_bin_dir: str, need_containerd: bool = True) -> list
     if shutil.which("iptables") is None:
         out.append("iptables not found (apt-get install iptables)")
     return out
+
+
+def render_hosts_toml(registry: str) -> str:
+    """containerd's hosts.toml for a registry served over plain HTTP (k3s writes the same for a
+    registries.yaml mirror whose endpoint is http://): resolve and pull from http://HOST[:PORT]."""
+    return f"""# written by kubelite for --insecure-registry {registry}; regenerated on every start
+server = "http://{registry}"
+
+[host."http://{registry}"]
+  capabilities = ["pull", "resolve"]
+"""
+
+
+def write_registry_hosts(paths: ContainerdPaths, registries: list[str] | tuple[str, ...]) -> None:
+    """certs.d/HOST[:PORT]/hosts.toml for exactly `registries` (stale ones from earlier starts removed)."""
+    os.makedirs(paths.certs_dir, mode=0o755, exist_ok=True)
+    want = set(registries)
+    for name in os.listdir(paths.certs_dir):
+        if name not in want:
+            shutil.rmtree(os.path.join(paths.certs_dir, name), ignore_errors=True)
+    for reg in registries:
+        d = os.path.join(paths.certs_dir, reg)
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        with open(os.path.join(d, "hosts.toml"), "w") as f:
+            f.write(render_hosts_toml(reg))
 
 
 def render_config(paths: ContainerdPaths, *, sandbox_image: str, cni_bin_dir: str, cni_conf_dir: str) -> str:
@@ -120,14 +150,19 @@ state = {q(paths.state)}
   bin_dir = {q(cni_bin_dir)}
   conf_dir = {q(cni_conf_dir)}
   max_conf_num = 1
+
+[{cri}.registry]
+  config_path = {q(paths.certs_dir)}
 """
 
 
 class Containerd:
     """The child containerd: `await start()` returns once its CRI answers; `await stop()`."""
 
-    def __init__(self, base_dir: str, *, sandbox_image: str, cni_bin_dir: str, cni_conf_dir: str):
+    def __init__(self, base_dir: str, *, sandbox_image: str, cni_bin_dir: str, cni_conf_dir: str,
+                 insecure_registries: tuple[str, ...] = ()):
         self.paths = ContainerdPaths(base_dir)
+        self.insecure_registries = insecure_registries
         self.sandbox_image = sandbox_image
         self.cni_bin_dir = cni_bin_dir
         self.cni_conf_dir = cni_conf_dir
@@ -144,6 +179,7 @@ class Containerd:
         p = self.paths
         for d in (p.base, p.root, p.state, self.cni_conf_dir, os.path.dirname(p.socket)):
             os.makedirs(d, mode=0o711, exist_ok=True)
+        write_registry_hosts(p, self.insecure_registries)
         with open(p.config, "w") as f:
             f.write(render_config(p, sandbox_image=self.sandbox_image, cni_bin_dir=self.cni_bin_dir,
                                   cni_conf_dir=self.cni_conf_dir))
