@@ -213,9 +213,10 @@ async def pod_exec(service: Any, request: web.Request, namespace: str, name: str
         raise errors.new_bad_request(f"cannot exec into a container in a completed pod; current phase is "
                                      f"{pod['status']['phase']}")
     cs = _status_of(pod, container)
-    if cs is None or "running" not in (cs.get("state") or {}):
-        raise errors.new_bad_request(f"container {container} is not valid for pod {name}" if cs is None else
-                                     f"unable to upgrade connection: container not found (\"{container}\")")
+    if cs is None:
+        raise errors.new_bad_request(f"container {container} is not valid for pod {name}")
+    if "running" not in (cs.get("state") or {}):
+        return _kubelet_error(f'container not found ("{container}")')
     if not q.getall("command", []):
         raise errors.new_bad_request("you must specify at least 1 command")
     params = [(k, v) for k, v in q.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
@@ -229,13 +230,19 @@ async def pod_attach(service: Any, request: web.Request, namespace: str, name: s
     pod = await _pod(service, namespace, name)
     container = _container_name(pod, q.get("container", ""))
     cs = _status_of(pod, container)
-    if cs is None or "running" not in (cs.get("state") or {}):
-        raise errors.new_bad_request(f"unable to upgrade connection: container {container} not found in pod "
-                                     f"{name}_{namespace}" if cs is None or not cs.get("containerID") else
-                                     f"unable to upgrade connection: container {container} is not running")
+    if cs is None or not cs.get("containerID"):
+        return _kubelet_error(f"container {container} not found in pod {name}_{namespace}")
+    if "running" not in (cs.get("state") or {}):
+        raise errors.new_bad_request(f"unable to upgrade connection: container {container} is not running")
     params = [(k, v) for k, v in q.items() if k in ("stdin", "stdout", "stderr", "tty")]
     return await _relay_ws(service, request, pod, f"/attach/{namespace}/{name}/{container}?{urlencode(params)}",
                            EXEC_PROTOCOLS)
+
+
+def _kubelet_error(message: str) -> web.Response:
+    """The kubelet's own refusal (streaming.WriteError: plain text, 500), which upstream's API server
+    echoes as is: not being a Status, kubectl prints it as "error: unable to upgrade connection: ..."."""
+    return web.Response(status=500, text=message, content_type="text/plain")
 
 
 async def pod_portforward(service: Any, request: web.Request, namespace: str, name: str) -> web.StreamResponse:

@@ -45,7 +45,7 @@ def _terminated(cs: pb.ContainerStatus, runtime: str) -> dict:
 
 
 def container_status(spec: dict, instances: list[pb.ContainerStatus], waiting: tuple[str, str] | None,
-                     obs: Observed, *, init: bool, initialized: bool, ready: bool, started: bool) -> dict:
+                     obs: Observed, *, init: bool, has_init_containers: bool, ready: bool, started: bool) -> dict:
     latest = instances[0] if instances else None
     prev = instances[1] if len(instances) > 1 else None
     rt = obs.runtime_name
@@ -74,7 +74,9 @@ def container_status(spec: dict, instances: list[pb.ContainerStatus], waiting: t
         if init and latest.exit_code == 0:
             st["ready"] = True
     else:
-        reason = "PodInitializing" if (not init and not initialized) else "ContainerCreating"
+        # upstream's default waiting reason: PodInitializing for every container of a pod that has init
+        # containers (so `kubectl get pods` shows PodInitializing between Init:N/N and Running)
+        reason = "PodInitializing" if has_init_containers else "ContainerCreating"
         st["state"] = {"waiting": {"reason": reason}}
         if latest is not None and prev is not None and prev.state == pb.CONTAINER_EXITED:
             st["lastState"] = {"terminated": _terminated(prev, rt)}
@@ -194,9 +196,8 @@ def pod_status(pod: dict, obs: Observed, ready_of, started_of) -> dict:
     init_statuses = []
     for c in init_specs:
         inst = obs.instances.get(c["name"], [])
-        init_statuses.append(container_status(c, inst, obs.waiting.get(c["name"]), obs, init=True, initialized=False,
-                                              ready=False, started=False))
-    initialized = all(s.get("ready") for s in init_statuses)
+        init_statuses.append(container_status(c, inst, obs.waiting.get(c["name"]), obs, init=True,
+                                              has_init_containers=True, ready=False, started=False))
     statuses = []
     for c in spec.get("containers") or []:
         inst = obs.instances.get(c["name"], [])
@@ -205,7 +206,7 @@ def pod_status(pod: dict, obs: Observed, ready_of, started_of) -> dict:
         started = running and started_of(c, latest)
         ready = running and started and ready_of(c, latest)
         statuses.append(container_status(c, inst, obs.waiting.get(c["name"]), obs, init=False,
-                                         initialized=initialized, ready=ready, started=started))
+                                         has_init_containers=bool(init_specs), ready=ready, started=started))
     phase = old.get("phase") if old.get("phase") in ("Succeeded", "Failed") else \
         pod_phase(spec, init_statuses, statuses, obs.terminal)
     status: dict = {"phase": phase}

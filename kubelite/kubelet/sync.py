@@ -267,6 +267,7 @@ class PodSyncer:
             return None
 
         ready = next((s for s in sandboxes if s.state == pb.SANDBOX_READY), None)
+        fresh_sandbox = False
         if ready is None:
             if sandboxes and self._completed(pod, instances):
                 obs.terminal = True
@@ -287,6 +288,7 @@ class PodSyncer:
             sandboxes, instances = await self._observe(uid)
             obs.instances = instances
             ready = next(s for s in sandboxes if s.id == sid)
+            fresh_sandbox = True
         sandbox_cfg = self.sandbox_config(pod, ready.metadata.attempt)
         if spec.get("hostNetwork"):
             pod_ips = [self.node_ip]
@@ -294,6 +296,10 @@ class PodSyncer:
             st = await self.runtime.pod_sandbox_status(ready.id)
             pod_ips = [ip for ip in [st.network.ip] + [x.ip for x in st.network.additional_ips] if ip]
         obs.sandbox_ready, obs.pod_ips = True, pod_ips
+        if fresh_sandbox:
+            # upstream's SyncPod publishes the status before starting containers: `kubectl get pods -w`
+            # shows ContainerCreating (Init:0/N with init containers) between Pending and Running
+            await self._write_status(pod, obs)
         objects = envmod.ObjectSource(self.client)
         try:
             volume_paths = await self.volumes.setup(pod, objects, host_ip=self.node_ip, pod_ips=pod_ips,
@@ -330,6 +336,9 @@ class PodSyncer:
             break
 
         running: dict[str, str] = {}
+        if initialized and spec.get("initContainers") and \
+                not any(instances.get(c["name"]) for c in spec.get("containers") or []):
+            await self._write_status(pod, obs)  # init done, app containers not yet created: PodInitializing
         if initialized:
             for c in spec.get("containers") or []:
                 inst = instances.get(c["name"], [])
@@ -402,6 +411,29 @@ class PodSyncer:
         self.backoff.next(key)
         return 0.0
 
+    async def _pull_secrets(self, pod: dict, objects: envmod.ObjectSource) -> list[dict]:
+        """The pod's imagePullSecrets that exist; upstream warns once about the others and pulls anyway."""
+        out, missing = [], []
+        ns = pod["metadata"].get("namespace") or "default"
+        for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+            name = (ref or {}).get("name")
+            if not name:
+                continue
+            try:
+                secret = await objects.get("Secret", ns, name)
+            except Exception as e:  # the API unreachable: as upstream, try the pull without it
+                log.info("unable to retrieve pull secret %s/%s: %s", ns, name, e)
+                secret = None
+            if secret is None:
+                missing.append(name)
+            else:
+                out.append(secret)
+        if missing:
+            self.recorder.event(pod, "Warning", "FailedToRetrieveImagePullSecret",
+                                f"Unable to retrieve some image pull secrets ({', '.join(missing)}); attempting to "
+                                "pull the image may not succeed.")
+        return out
+
     def _kill_reason(self, pod: dict, c: dict, cs: pb.ContainerStatus) -> str | None:
         uid = pod["metadata"]["uid"]
         if cs.annotations.get(A_HASH) and cs.annotations.get(A_HASH) != container_hash(c):
@@ -418,7 +450,7 @@ class PodSyncer:
         waiting = self.waiting.setdefault(uid, {})
         attempt = (inst[0].metadata.attempt + 1) if inst else 0
         try:
-            image_ref = await self.images.ensure(pod, c, pod, sandbox_cfg)
+            image_ref = await self.images.ensure(pod, c, pod, sandbox_cfg, await self._pull_secrets(pod, objects))
         except ImagePullError as e:
             waiting[c["name"]] = (e.reason, e.message)
             return None
