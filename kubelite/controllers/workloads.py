@@ -39,12 +39,15 @@ def controllers(client: Any, factory: Any, config: Any = None) -> list[Any]:
     from kubelite.controllers.daemonset import DaemonSetController
     from kubelite.controllers.disruption import DisruptionController
     from kubelite.controllers.job import JobController
+    from kubelite.controllers.localpath import LocalPathProvisioner
     from kubelite.controllers.node_lifecycle import NodeLifecycleController
+    from kubelite.controllers.persistentvolume import PersistentVolumeController
     from kubelite.controllers.podgc import PodGCController
     from kubelite.controllers.resourcequota import ResourceQuotaController
     from kubelite.controllers.statefulset import StatefulSetController
     from kubelite.controllers.taint_eviction import TaintEvictionController
     from kubelite.controllers.ttl_after_finished import TTLAfterFinishedController
+    from kubelite.controllers.volume_protection import PVCProtectionController, PVProtectionController
 
     return [
         DaemonSetController(client, factory),
@@ -57,7 +60,20 @@ def controllers(client: Any, factory: Any, config: Any = None) -> list[Any]:
         PodGCController(client, factory),
         DisruptionController(client, factory),
         ResourceQuotaController(client, factory),
+        PersistentVolumeController(client, factory),
+        PVCProtectionController(client, factory),
+        PVProtectionController(client, factory),
+        LocalPathProvisioner(client, factory, _storage_dir(config)),
     ]
+
+
+def _storage_dir(config: Any) -> str:
+    """Where the local-path provisioner keeps volumes: `<data-dir>/storage` (k3s: .../k3s/storage)."""
+    import os
+
+    from kubelite.apiserver.config import default_data_dir
+
+    return os.path.join(getattr(config, "data_dir", None) or default_data_dir(), "storage")
 
 
 async def run(kubeconfig: str | None) -> None:

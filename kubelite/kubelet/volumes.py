@@ -203,12 +203,43 @@ class VolumeManager:
                 p = os.path.join(base, "kubernetes.io~projected", name)
                 _write_atomic(p, files, fs_group)
                 paths[name] = p
+            elif "persistentVolumeClaim" in vol:
+                paths[name] = await self._claim_path(ns, (vol["persistentVolumeClaim"] or {}).get("claimName", ""))
             else:
-                # unsupported sources (persistentVolumeClaim, csi, ...) get an empty directory for now
+                # unsupported sources (csi, ...) get an empty directory for now
                 p = os.path.join(base, "kubernetes.io~unsupported", name)
                 os.makedirs(p, exist_ok=True)
                 paths[name] = p
         return paths
+
+    async def _claim_path(self, ns: str, claim: str) -> str:
+        """The host path of the volume bound to a claim (hostPath or local PersistentVolumes, as the
+        local-path provisioner makes); the pod waits while the claim is not bound."""
+        from kubelite.api.errors import StatusError
+
+        try:
+            pvc = await self.client.persistentvolumeclaims.get(claim, namespace=ns)
+        except StatusError as e:
+            raise ContainerConfigError(f'persistentvolumeclaim "{claim}" not found' if e.code == 404 else e.message) from e
+        phase, volume = (pvc.get("status") or {}).get("phase") or "", (pvc.get("spec") or {}).get("volumeName") or ""
+        if phase != "Bound" or not volume:
+            raise ContainerConfigError(f'PVC {ns}/{claim} has non-bound phase ("{phase}") or empty '
+                                       f'pvc.Spec.VolumeName ("{volume}")')
+        try:
+            pv = await self.client.persistentvolumes.get(volume)
+        except StatusError as e:
+            raise ContainerConfigError(f'persistentvolume "{volume}" not found' if e.code == 404 else e.message) from e
+        spec = pv.get("spec") or {}
+        source = spec.get("hostPath") or spec.get("local")
+        if not isinstance(source, dict) or not source.get("path"):
+            raise ContainerConfigError(f'persistentvolume "{volume}" has no hostPath or local source this node can mount')
+        path = source["path"]
+        if "hostPath" in spec and (source.get("type") or "") == "DirectoryOrCreate" and not os.path.exists(path):
+            os.makedirs(path, mode=0o777, exist_ok=True)
+            os.chmod(path, 0o777)
+        elif not os.path.exists(path):
+            raise ContainerConfigError(f"path {path} of persistentvolume \"{volume}\" does not exist")
+        return path
 
     async def _token(self, pod: dict, tok: dict) -> bytes:
         """A bound service account token from the TokenRequest API (empty if the server has none)."""

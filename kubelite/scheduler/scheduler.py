@@ -96,6 +96,7 @@ class Scheduler:
         self.queue = SchedulingQueue()
         self.recorder = EventRecorder(client, scheduler_name)
         self.handle = Handle(self.cache, client, self.recorder)
+        self.handle.informer_factory, self.handle.queue = self.factory, self.queue  # VolumeBinding's listers and wake-ups
         self.framework = Framework(default_plugins(self.handle))
         self.handle.framework = self.framework
         self.next_start_node_index = 0

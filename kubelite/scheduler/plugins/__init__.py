@@ -14,9 +14,10 @@ from kubelite.scheduler.plugins.nodeunschedulable import NodeUnschedulable
 from kubelite.scheduler.plugins.podtopologyspread import PodTopologySpread
 from kubelite.scheduler.plugins.selectorspread import SelectorSpread
 from kubelite.scheduler.plugins.tainttoleration import TaintToleration
+from kubelite.scheduler.plugins.volumebinding import VolumeBinding
 
 DEFAULT_PLUGINS: list[type[Plugin]] = [
-    NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit,
+    NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding,
     PodTopologySpread, InterPodAffinity, NodeResourcesBalancedAllocation, SelectorSpread,
     DefaultPreemption, DefaultBinder,
 ]
