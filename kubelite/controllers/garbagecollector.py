@@ -1,8 +1,11 @@
 """Garbage collector: deletes objects whose owners are gone, and implements foreground and orphan deletion.
 
-As upstream's pkg/controller/garbagecollector: informers on every listable, deletable kind in the
-registry feed a graph of ownerReferences (uid -> node with owners and dependents). Owners seen
-only through a reference are "virtual" nodes, verified by a live GET. Two queues of uids:
+As upstream's pkg/controller/garbagecollector: informers ("monitors") on every listable, deletable
+resource discovery serves feed a graph of ownerReferences (uid -> node with owners and dependents).
+The served resources are re-read whenever they change (graph_builder's resyncMonitors), so custom
+resources of CRDs established or deleted at run time gain or lose their monitor without a restart.
+Owners seen only through a reference are "virtual" nodes, verified by a live GET and kept virtual
+until an informer reports them. Two queues of uids:
 - attempt-to-delete: a dependent whose owners may all be gone (checked live, never from the
   cache) is deleted; an owner with the foregroundDeletion finalizer loses the finalizer once no
   dependent with blockOwnerDeletion is left;
@@ -12,6 +15,7 @@ only through a reference are "virtual" nodes, verified by a live GET. Two queues
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -21,7 +25,7 @@ from typing import Any
 from kubelite.api.errors import StatusError
 from kubelite.api.meta import parse_time
 from kubelite.client.controller import Controller
-from kubelite.client.informer import SharedInformerFactory
+from kubelite.client.informer import Informer, SharedInformerFactory
 from kubelite.controllers.retry import quiet_conflicts
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,13 @@ ORPHAN = "orphan"
 # kinds the collector never looks at: events are never owned and are numerous
 IGNORED = {("", "events"), ("events.k8s.io", "events")}
 REQUIRED_VERBS = {"list", "watch", "delete"}
+# how often discovery (the served resources) is compared with what the monitors watch; upstream
+# polls every 30s, we compare a revision number, so a new CRD is picked up within a second
+RESYNC_SECONDS = 1.0
+# a node that cannot be settled yet (an owner kind not served yet, an owner not yet seen by any
+# informer) is checked again with this backoff, as upstream requeues it rate-limited
+RETRY_BASE_SECONDS = 0.5
+RETRY_MAX_SECONDS = 60.0
 
 
 @dataclass
@@ -64,9 +75,31 @@ class _AbsentOwners(OrderedDict):
             self.popitem(last=False)
 
 
+@dataclass
+class _Monitor:
+    """The informer feeding the graph with one resource's objects."""
+
+    gvr: tuple[str, str, str]
+    informer: Any
+    dedicated: bool  # ours to start and stop (custom resources); else the manager's shared informer
+
+
+def deletable_resources(registry: Any) -> dict[tuple[str, str], Any]:
+    """Discovery's preferred version of every resource the collector can list, watch and delete,
+    by stored kind (upstream's GetDeletableResources over ServerPreferredResources)."""
+    out: dict[tuple[str, str], Any] = {}
+    for res in sorted(registry.all(), key=lambda r: not r.preferred):
+        if (res.group, res.plural) in IGNORED or not REQUIRED_VERBS <= set(res.verbs):
+            continue
+        store_id = (res.group if res.storage_group is None else res.storage_group, res.storage_plural or res.plural)
+        out.setdefault(store_id, res)  # another served version of a kind already watched
+    return out
+
+
 class GarbageCollector:
     def __init__(self, client: Any, factory: SharedInformerFactory, registry: Any, workers: int = 5):
         self.client = client
+        self.factory = factory
         self.registry = registry
         self.nodes: dict[str, Node] = {}
         self.absent = _AbsentOwners()
@@ -74,18 +107,67 @@ class GarbageCollector:
                                        workers=workers)
         self.orphan_queue = Controller("garbage-collector-orphan", quiet_conflicts(self._attempt_to_orphan), workers=1)
         self._kinds: dict[tuple[str, str], Any] = {}  # (group, kind) -> Resource
-        seen: set[tuple[str, str]] = set()
-        for res in sorted(registry.all(), key=lambda r: not r.preferred):
-            if (res.group, res.plural) in IGNORED or not REQUIRED_VERBS <= set(res.verbs):
+        self._monitors: dict[tuple[str, str], _Monitor] = {}
+        self._revision = -1
+        self._retries: dict[str, int] = {}  # uid -> checks of a node that cannot be settled yet
+        self._resync_task: asyncio.Task | None = None
+        self._running = False
+        self._sync_monitors()
+
+    # ---------------------------------------------------------------- monitors (discovery resync)
+    def _sync_monitors(self) -> list[Any]:
+        """Watch every deletable resource discovery lists now; the dedicated informers to stop.
+
+        As upstream's resyncMonitors: resources that appeared (a CustomResourceDefinition established
+        at run time) get an informer, those gone (a CRD deleted) lose theirs. Built-in resources share
+        the manager's informers; custom ones get informers of their own, started and stopped here.
+        """
+        self._revision = self.registry.revision
+        wanted = deletable_resources(self.registry)
+        kinds: dict[tuple[str, str], Any] = {}
+        for res in sorted(self.registry.all(), key=lambda r: not r.preferred):
+            if (res.group, res.plural) not in IGNORED and REQUIRED_VERBS <= set(res.verbs):
+                kinds.setdefault((res.group, res.kind), res)
+        self._kinds = kinds
+        stopped: list[Any] = []
+        for sid, mon in list(self._monitors.items()):
+            res = wanted.get(sid)
+            if res is not None and (res.group, res.version, res.plural) == mon.gvr:
                 continue
-            store_id = (res.group if res.storage_group is None else res.storage_group,
-                        res.storage_plural or res.plural)
-            self._kinds.setdefault((res.group, res.kind), res)
-            if store_id in seen:
-                continue  # another served version of a kind already watched
-            seen.add(store_id)
-            inf = factory.informer(res.group, res.version, res.plural)
+            if not mon.dedicated:
+                continue  # a shared informer stays; built-in resources do not come and go
+            del self._monitors[sid]
+            stopped.append(mon.informer)
+            log.info("garbage collector: stopped monitoring %s", "/".join(mon.gvr))
+        for sid, res in wanted.items():
+            if sid in self._monitors:
+                continue
+            gvr = (res.group, res.version, res.plural)
+            if res.custom:
+                inf = Informer(self.client, *gvr)
+                if self._running:
+                    log.info("garbage collector: monitoring %s", "/".join(gvr))
+            else:
+                inf = self.factory.informer(*gvr)
             inf.add_handler(self._on_upsert, lambda _old, new: self._on_upsert(new), self._on_delete)
+            self._monitors[sid] = _Monitor(gvr, inf, res.custom)
+            if self._running and res.custom:
+                inf.start()
+        return stopped
+
+    async def _resync_loop(self) -> None:
+        """Re-read discovery when the served API changed: a revision compare, so cheap to do often."""
+        while True:
+            await asyncio.sleep(RESYNC_SECONDS)
+            if self.registry.revision == self._revision:
+                continue
+            try:
+                for inf in self._sync_monitors():
+                    await inf.stop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("garbage collector: resyncing monitors")
 
     # ---------------------------------------------------------------- graph builder
     def _resource_for(self, api_version: str, kind: str) -> Any:
@@ -193,23 +275,36 @@ class GarbageCollector:
         return obj
 
     # ---------------------------------------------------------------- attempt to delete
-    async def _attempt_to_delete(self, uid: str) -> None:
+    async def _attempt_to_delete(self, uid: str) -> float | None:
+        try:
+            await self._attempt_to_delete_item(uid)
+        except LookupError as e:
+            # a kind not served (yet: a CRD not established, or not yet seen by the resync), or an
+            # owner no informer has reported yet: upstream requeues these rate-limited, so do we
+            if uid not in self.nodes:
+                self._retries.pop(uid, None)
+                return None
+            n = self._retries.get(uid, 0)
+            self._retries[uid] = n + 1
+            log.debug("garbage collector: %s: %s; retrying", uid, e)
+            return min(RETRY_BASE_SECONDS * 2 ** n, RETRY_MAX_SECONDS)
+        self._retries.pop(uid, None)
+        return None
+
+    async def _attempt_to_delete_item(self, uid: str) -> None:
         node = self.nodes.get(uid)
         if node is None:
             return
-        try:
-            latest = await self._get(node)
-        except LookupError:
-            log.info("garbage collector: cannot resolve %s %s, leaving %s alone", node.api_version, node.kind, uid)
-            return
+        latest = await self._get(node)
         if latest is None:
             # the object (a virtual owner, or one whose delete event we have not seen) is gone
             self._remove_node(uid)
             self.absent.add(uid)
             return
         if node.virtual:
-            node.virtual = False  # it exists; its informer will tell us the rest
-            return
+            # it exists; it stays virtual until an informer reports it (its resource's monitor may
+            # not run yet), so that its deletion is not missed meanwhile
+            raise LookupError(f"{node.api_version} {node.kind} {node.name} not observed yet")
         lm = latest.get("metadata") or {}
         finalizers = lm.get("finalizers") or []
         if lm.get("deletionTimestamp") and FOREGROUND not in finalizers:
@@ -257,8 +352,8 @@ class GarbageCollector:
                 continue
             found = self._client_for(ref.get("apiVersion", ""), ref.get("kind", ""))
             if found is None:
-                solid.append(ref)  # an owner kind we cannot look up: never delete on its account
-                continue
+                # an owner kind we cannot look up: never delete on its account, try again later
+                raise LookupError(f"no resource for {ref.get('apiVersion')} {ref.get('kind')}")
             res, rc = found
             if res.namespaced and not ns:
                 dangling.append(ref)  # a cluster-scoped object cannot be owned by a namespaced one
@@ -400,9 +495,23 @@ class GarbageCollector:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        self._running = True
+        for mon in self._monitors.values():
+            if mon.dedicated:
+                mon.informer.start()
+        self._resync_task = asyncio.get_running_loop().create_task(self._resync_loop(),
+                                                                   name="garbage-collector-resync")
         self.delete_queue.start()
         self.orphan_queue.start()
 
     async def stop(self) -> None:
+        self._running = False
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+            await asyncio.gather(self._resync_task, return_exceptions=True)
+            self._resync_task = None
         await self.delete_queue.stop()
         await self.orphan_queue.stop()
+        for mon in self._monitors.values():
+            if mon.dedicated:
+                await mon.informer.stop()

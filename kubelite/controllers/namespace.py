@@ -1,7 +1,8 @@
 """Namespace controller: empties a terminating namespace, then releases its `kubernetes` finalizer.
 
 Upstream's pkg/controller/namespace/deletion: for a namespace with a deletionTimestamp, delete
-every namespaced object of every kind (deletecollection), report progress in the status
+every namespaced object of every kind discovery serves at the time (custom resources included),
+with deletecollection, report progress in the status
 conditions (NamespaceContentRemaining, NamespaceFinalizersRemaining, ...), retry until nothing is
 left, then PUT /api/v1/namespaces/<name>/finalize without "kubernetes"; the API server removes
 the namespace once spec.finalizers is empty.
@@ -35,17 +36,32 @@ class NamespaceController:
         self.informer = factory.informer("", "v1", "namespaces")
         self.controller = Controller("namespace-controller", quiet_conflicts(self.sync), workers=workers)
         self.controller.watch(self.informer)
-        # every namespaced kind, one served version per stored kind
-        self.resources: list[Any] = []
-        seen: set[tuple[str, str]] = set()
-        for res in sorted(registry.all(), key=lambda r: not r.preferred):
-            if not res.namespaced or "list" not in res.verbs or "delete" not in res.verbs:
-                continue
-            sid = (res.group if res.storage_group is None else res.storage_group, res.storage_plural or res.plural)
-            if sid in seen:
-                continue
-            seen.add(sid)
-            self.resources.append(res)
+        self.registry = registry
+        self._resources: list[Any] = []
+        self._revision = -1
+
+    def resources(self) -> list[Any]:
+        """Discovery's namespaced, deletable resources, one (preferred) version per stored kind.
+
+        Read again whenever the served API changed (the registry's revision moves when a
+        CustomResourceDefinition is established or removed), as upstream's deleter asks discovery on
+        every pass: custom objects of a CRD created after start-up are deleted too.
+        """
+        if self.registry.revision != self._revision:
+            self._revision = self.registry.revision
+            out: list[Any] = []
+            seen: set[tuple[str, str]] = set()
+            for res in sorted(self.registry.all(), key=lambda r: not r.preferred):
+                if not res.namespaced or "list" not in res.verbs or "delete" not in res.verbs:
+                    continue
+                sid = (res.group if res.storage_group is None else res.storage_group,
+                       res.storage_plural or res.plural)
+                if sid in seen:
+                    continue
+                seen.add(sid)
+                out.append(res)
+            self._resources = out
+        return self._resources
 
     async def sync(self, key: str) -> float | None:
         ns = self.informer.store.get(None, key)
@@ -67,7 +83,7 @@ class NamespaceController:
         remaining: dict[str, int] = {}
         finalizers: dict[str, int] = {}
         failures: list[str] = []
-        for res in self.resources:
+        for res in self.resources():
             rc = self.client.resource(res.group, res.version, res.plural)
             try:
                 listed = await rc.list(namespace)
@@ -87,7 +103,7 @@ class NamespaceController:
             except StatusError as e:
                 if e.code in (404, 405):
                     continue
-                failures.append(f"{res.qualified}: {e.message}")
+                failures.append(e.message)
                 continue
             if left:
                 remaining[f"{res.plural}.{res.group}"] = len(left)
@@ -104,7 +120,7 @@ class NamespaceController:
                                                             "All legacy kube types successfully parsed"),
             "NamespaceDeletionContentFailure": (
                 ("True", "ContentDeletionFailed", "Failed to delete all resource types, " + str(len(failures))
-                 + " remaining: " + ", ".join(failures)) if failures else
+                 + " remaining: " + ", ".join(sorted(failures))) if failures else
                 ("False", "ContentDeleted", "All content successfully deleted, may be waiting on finalization")),
             "NamespaceContentRemaining": (
                 ("True", "SomeResourcesRemain", "Some resources are remaining: " + ", ".join(
@@ -126,7 +142,9 @@ class NamespaceController:
                 new_conds.append(cur)
                 continue
             changed = True
-            new_conds.append({"type": ctype, "status": st, "lastTransitionTime": metautil.now_rfc3339(),
+            # as upstream, the transition time moves only when the status does
+            since = cur.get("lastTransitionTime") if cur is not None and cur.get("status") == st else None
+            new_conds.append({"type": ctype, "status": st, "lastTransitionTime": since or metautil.now_rfc3339(),
                               "reason": reason, "message": msg})
         if not changed:
             return
