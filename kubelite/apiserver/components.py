@@ -86,13 +86,17 @@ async def _start_proxy(client: Any, config: ServerConfig, kubelet: Any) -> Any:
     still gets a node, only without services."""
     from kubelite.proxy import Proxier, ProxyConfig
     from kubelite.proxy.iptables import IPTables
+    from kubelite.proxy.nftables import NFTables
 
-    if not IPTables.available():
-        log.error("no iptables/iptables-restore on this host: services will not be reachable from this node")
+    mode = getattr(config, "proxy_mode", "iptables") or "iptables"
+    if not (NFTables.available() if mode == "nftables" else IPTables.available()):
+        log.error("no %s on this host: services will not be reachable from this node",
+                  "nft" if mode == "nftables" else "iptables/iptables-restore")
         return None
     proxier = Proxier(client, ProxyConfig(node_name=kubelet.config.node_name, node_ip=kubelet.node_ip,
                                           cluster_cidr=config.cluster_cidr, service_cidr=config.service_cidr,
-                                          chain_prefix=getattr(config, "proxy_chain_prefix", "KUBE") or "KUBE"))
+                                          chain_prefix=getattr(config, "proxy_chain_prefix", "KUBE") or "KUBE",
+                                          mode=mode))
     try:
         await proxier.start()
         return proxier

@@ -41,10 +41,13 @@ class ServerConfig:
     kubelet_port: int = 10250  # 0 picks a free port
     cni_bridge: str = "kubelite0"
     cni_bin_dir: str = "/usr/lib/cni"
+    # registries the node's containerd reaches over plain HTTP (docker's --insecure-registry), HOST[:PORT]
+    insecure_registries: list[str] = field(default_factory=list)
     # the service proxy (kubelite.proxy) runs beside the kubelet unless disabled (k3s: --disable-kube-proxy)
     kube_proxy: bool = True
     # its iptables chains are <prefix>-SERVICES, <prefix>-SVC-...; clusters sharing one host (tests) differ
     proxy_chain_prefix: str = "KUBE"
+    proxy_mode: str = "iptables"  # kube-proxy's --proxy-mode: iptables (upstream's default) or nftables
 
     @property
     def db_path(self) -> str:

@@ -203,8 +203,16 @@ class ResourceHandler:
             q.get("fieldManager", "") or _manager_from_ua(request.headers.get("User-Agent", "")))
         warnings: list[str] = []
         if t.subresource in ("log", "exec", "attach", "portforward") and res.plural == "pods" and not res.group:
-            # streamed via the kubelet
+            # streamed via the kubelet; exec, attach and port-forward are admitted as CONNECT first
             from kubelite.kubelet import proxy
+
+            if t.subresource != "log":
+                kinds = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                         "portforward": "PodPortForwardOptions"}
+                options = {"kind": kinds[t.subresource], "apiVersion": "v1",
+                           "metadata": {"name": t.name, "namespace": t.namespace or ""}}
+                await svc.admit_request(False, "CONNECT", res, options, None, t.subresource)
+                await svc.admit_request(True, "CONNECT", res, options, None, t.subresource)
 
             return await proxy.handle(svc, request, t.namespace or "", t.name, t.subresource)
         out_kind = _accept_kind(request)

@@ -19,7 +19,7 @@ from kubelite.api import errors, meta
 from kubelite.api.registry import Registry, Resource
 from kubelite.api.selectors import object_fields, parse_field_selector, parse_label_selector
 from kubelite.apiserver import finalizers as fin
-from kubelite.apiserver.admission import AdmissionPlugin
+from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest
 from kubelite.apiserver.admission.namespace_lifecycle import check_namespace_deletable
 from kubelite.storage.interface import (
     CompactedError,
@@ -89,6 +89,11 @@ class APIService:
         self.registry = registry
         self.store = store
         self.admission = admission or []
+        # the plugins with request-level phases (webhooks): the others cost nothing there
+        self._mutating = [p for p in self.admission
+                          if type(p).mutate_request is not AdmissionPlugin.mutate_request]
+        self._validating = [p for p in self.admission
+                            if type(p).validate_request is not AdmissionPlugin.validate_request]
 
     async def start(self) -> None:
         for plugin in self.admission:
@@ -147,6 +152,21 @@ class APIService:
             for plugin in done:
                 plugin.release(res, obj, old)
             raise
+
+    async def admit_request(self, validating: bool, op: str, res: Resource, obj: Obj | None, old: Obj | None,
+                            subresource: str = "", dry_run: bool = False) -> None:
+        """The request-level admission phases: mutating after admit(), validating after validation."""
+        plugins = self._validating if validating else self._mutating
+        if not plugins:
+            return
+        from kubelite.apiserver.auth import current_user
+
+        req = AdmissionRequest(subresource, dry_run, current_user.get())
+        for plugin in plugins:
+            if validating:
+                await plugin.validate_request(op, res, obj, old, req)
+            else:
+                await plugin.mutate_request(op, res, obj, old, req)
 
     def _release(self, res: Resource, obj: Obj, old: Obj | None) -> None:
         for plugin in self.admission:
@@ -282,7 +302,9 @@ class APIService:
         res.prepare_create(obj)
         await self._admit("CREATE", res, obj, None)
         try:
+            await self.admit_request(False, "CREATE", res, obj, None, "", dry_run)
             self._validate(res, obj, None)
+            await self.admit_request(True, "CREATE", res, obj, None, "", dry_run)
             obj["metadata"].pop("managedFields", None)
             self._managed_fields(res, None, obj, field_manager, "Update")
             if dry_run:
@@ -384,7 +406,11 @@ class APIService:
         if subresource not in ("status", "approval", "finalize"):
             await self._admit("UPDATE", res, new, old)
         try:
+            if subresource != "finalize":
+                await self.admit_request(False, "UPDATE", res, new, old, subresource, dry_run)
             self._validate(res, new, old)
+            if subresource != "finalize":
+                await self.admit_request(True, "UPDATE", res, new, old, subresource, dry_run)
             if _without_volatile(new) == _without_volatile(old):
                 self._release(res, new, old)
                 return old
@@ -502,6 +528,8 @@ class APIService:
                 raise errors.new_not_found(res.plural, res.group, name)
             old = self._from_storage(res, stored)
             fin.check_preconditions(res, old, options)
+            await self.admit_request(False, "DELETE", res, None, old, "", dry_run)
+            await self.admit_request(True, "DELETE", res, None, old, "", dry_run)
             new, immediate = fin.begin_deletion(res, old, options)
             if dry_run:
                 return new if new is not None else old

@@ -53,10 +53,16 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubelet-port", type=int, metavar="PORT",
                    help=f"kubelet HTTPS port, 0 for any free one (default: {d['kubelet_port'].default})")
     p.add_argument("--cni-bridge", metavar="NAME", help=f"pod network bridge (default: {d['cni_bridge'].default})")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a registry the node pulls from over plain HTTP (repeatable; written to the private "
+                        "containerd's hosts.toml under DATA_DIR/containerd/certs.d, as k3s does for registries.yaml)")
     p.add_argument("--disable-kube-proxy", action="store_true", help="do not run the service proxy beside the kubelet")
     p.add_argument("--proxy-chain-prefix", metavar="NAME",
                    help="prefix of the service proxy's iptables chains (default: KUBE; 4 characters keep "
                         "chain names within iptables' limit)")
+    p.add_argument("--proxy-mode", choices=("iptables", "nftables"),
+                   help="how the service proxy programs the kernel, as kube-proxy's --proxy-mode (default: "
+                        "iptables; nftables: one `nft -f` transaction, far faster with many services)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -100,9 +106,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             setattr(config, attr, getattr(args, attr))
     if getattr(args, "kubelet_port", None) is not None:
         config.kubelet_port = args.kubelet_port
+    config.insecure_registries = list(getattr(args, "insecure_registry", None) or [])
+    for reg in config.insecure_registries:
+        if not reg or "/" in reg or reg.strip() != reg:
+            raise CLIError(f"invalid --insecure-registry {reg!r}: want HOST[:PORT]", 2)
     config.kube_proxy = not getattr(args, "disable_kube_proxy", False)
     if getattr(args, "proxy_chain_prefix", None):
         config.proxy_chain_prefix = args.proxy_chain_prefix
+    if getattr(args, "proxy_mode", None):
+        config.proxy_mode = args.proxy_mode
     _check_cidrs(config)
     return config
 
@@ -124,9 +136,11 @@ def server_argv(config: ServerConfig, verbose: bool = False) -> list[str]:
     if config.kubelet:
         argv += ["--kubelet", "--pause-image", config.pause_image, "--kubelet-port", str(config.kubelet_port),
                  "--cni-bridge", config.cni_bridge]
-        argv += ["--proxy-chain-prefix", config.proxy_chain_prefix]
+        argv += ["--proxy-chain-prefix", config.proxy_chain_prefix, "--proxy-mode", config.proxy_mode]
         if not config.kube_proxy:
             argv.append("--disable-kube-proxy")
+        for reg in config.insecure_registries:
+            argv += ["--insecure-registry", reg]
         for flag, value in (("--node-name", config.node_name), ("--node-ip", config.node_ip),
                             ("--container-runtime-endpoint", config.container_runtime_endpoint)):
             if value:
