@@ -40,7 +40,7 @@ IGNORED = {("", "events"), ("events.k8s.io", "events")}
 REQUIRED_VERBS = {"list", "watch", "delete"}
 # how often discovery (the served resources) is compared with what the monitors watch; upstream
 # polls every 30s, we compare a revision number, so a new CRD is picked up within a second
-RESYNC_SECONDS = 1.0
+RESYNC_SECONDS = 0.1  # a revision compare: cheap, and a CRD that lives briefly is still seen
 # a node that cannot be settled yet (an owner kind not served yet, an owner not yet seen by any
 # informer) is checked again with this backoff, as upstream requeues it rate-limited
 RETRY_BASE_SECONDS = 0.5
@@ -128,8 +128,9 @@ class GarbageCollector:
         for res in sorted(self.registry.all(), key=lambda r: not r.preferred):
             if (res.group, res.plural) not in IGNORED and REQUIRED_VERBS <= set(res.verbs):
                 kinds.setdefault((res.group, res.kind), res)
-        self._kinds = kinds
+        old_kinds, self._kinds = getattr(self, "_kinds", {}), kinds
         stopped: list[Any] = []
+        gone: set[tuple[str, str]] = set()
         for sid, mon in list(self._monitors.items()):
             res = wanted.get(sid)
             if res is not None and (res.group, res.version, res.plural) == mon.gvr:
@@ -139,6 +140,15 @@ class GarbageCollector:
             del self._monitors[sid]
             stopped.append(mon.informer)
             log.info("garbage collector: stopped monitoring %s", "/".join(mon.gvr))
+            gone |= {gk for gk, r in old_kinds.items()
+                     if (r.group, r.plural) == (mon.gvr[0], mon.gvr[2]) and gk not in kinds}
+        if gone:
+            # a resource no longer served (its CRD deleted, which deleted every object first): its
+            # objects are gone even if their deletion events raced the monitor's stop
+            for node in [n for n in self.nodes.values() if not n.virtual]:
+                group = node.api_version.rpartition("/")[0]
+                if (group, node.kind) in gone:
+                    self._remove_node(node.uid)
         for sid, res in wanted.items():
             if sid in self._monitors:
                 continue
