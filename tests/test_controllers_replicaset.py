@@ -61,6 +61,13 @@ spec:
 """
 
 
+def settle_orphan() -> None:
+    """Upstream's e2e waits for the orphan to run before creating its controller. A controller that has
+    not seen the orphan yet creates a replica of its own; of the two pending pods created in the same
+    second, the scale-down may then remove either (upstream's ranking has no tie-break), the orphan too."""
+    time.sleep(1.0)
+
+
 @pytest.fixture
 def core(cluster):
     from kubernetes import client
@@ -147,6 +154,7 @@ def test_min_ready_seconds_delays_availability(cluster, ns, core):
 def test_replicaset_adopts_orphan_and_releases_relabelled_pod(cluster, ns):
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=ORPHAN_POD.format(name="pod-adoption-release",
                                                                           app="pod-adoption-release"))
+    settle_orphan()
     rs_yaml = RS.format(name="pod-adoption-release", replicas=1, min_ready=0).replace(
         "{app: pod-adoption-release, tier: backend}", "{app: pod-adoption-release}")
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=rs_yaml)
@@ -168,6 +176,7 @@ def test_replicaset_adopts_orphan_and_releases_relabelled_pod(cluster, ns):
 @pytest.mark.conformance("Replication Controller, adopt matching pods")
 def test_replication_controller_adopts_orphan(cluster, ns):
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=ORPHAN_POD.format(name="pod-adoption", app="pod-adoption"))
+    settle_orphan()
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=RC.format(name="pod-adoption", replicas=1))
     rc_uid = get_json(cluster, "rc", "pod-adoption", "-n", ns)["metadata"]["uid"]
     wait_until(lambda: [r["uid"] for r in get_json(cluster, "pod", "pod-adoption", "-n", ns)["metadata"]
