@@ -14,6 +14,7 @@ nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_READY_S = 10.0
@@ -37,12 +39,29 @@ class Kubectl:
     def __init__(self, kubeconfig: str):
         self.kubeconfig = kubeconfig
 
-    def __call__(self, *args: str, timeout: float = 600) -> str:
-        return subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args], check=True,
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 600) -> str:
+        return subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args], check=True, input=input,
                               capture_output=True, text=True, timeout=timeout).stdout
 
     def status(self, name: str) -> dict:
         return json.loads(self("get", "deployment", name, "-o", "json"))["status"]
+
+
+@contextlib.contextmanager
+def simulated_cluster(prefix: str, nodes: int) -> Iterator[str]:
+    """`kubelite up --simulated-nodes N` in a temporary data dir; yields the kubeconfig, then tears down."""
+    data = tempfile.mkdtemp(prefix=prefix)
+    kc = os.path.join(data, "kubeconfig")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    try:
+        subprocess.run([sys.executable, "-m", "kubelite", "up", "--data-dir", data, "--port", str(free_port()),
+                        "--kubeconfig", kc, "--simulated-nodes", str(nodes)], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+        yield kc
+    finally:
+        subprocess.run([sys.executable, "-m", "kubelite", "down", "--data-dir", data], env=env,
+                       stdout=subprocess.DEVNULL)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def wait_ready(k: Kubectl, name: str, replicas: int, timeout: float = 600) -> float:
@@ -60,13 +79,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--replicas", type=int, default=1000)
     args = ap.parse_args()
-    data = tempfile.mkdtemp(prefix="kubelite-bench-ctl-")
-    kc = os.path.join(data, "kubeconfig")
-    env = dict(os.environ, PYTHONPATH=REPO)
-    try:
-        subprocess.run([sys.executable, "-m", "kubelite", "up", "--data-dir", data, "--port", str(free_port()),
-                        "--kubeconfig", kc, "--simulated-nodes", str(args.nodes)], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+    with simulated_cluster("kubelite-bench-ctl-", args.nodes) as kc:
         k = Kubectl(kc)
         deadline = time.time() + 60
         while len(k("get", "nodes", "--no-headers").splitlines()) < args.nodes and time.time() < deadline:
@@ -88,10 +101,6 @@ def main() -> None:
         print(f"scale 1 -> {args.replicas} replicas Ready on {args.nodes} simulated nodes: {scale_s:6.2f} s   "
               f"(target < {TARGET_READY_S:g} s: {TARGET_READY_S / scale_s:.2f}x)")
         print(f"rolling update of {args.replicas} replicas (25% surge / 25% unavailable): {roll_s:6.2f} s")
-    finally:
-        subprocess.run([sys.executable, "-m", "kubelite", "down", "--data-dir", data], env=env,
-                       stdout=subprocess.DEVNULL)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

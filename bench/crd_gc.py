@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import controllers  # noqa: E402  (bench/controllers.py: kubectl and the simulated cluster)
 
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -37,19 +35,8 @@ CRD = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Kubectl:
-    def __init__(self, kubeconfig: str):
-        self.kubeconfig = kubeconfig
-
-    def __call__(self, *args: str, input: str | None = None, timeout: float = 600) -> str:
-        return subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args], check=True, input=input,
-                              capture_output=True, text=True, timeout=timeout).stdout
+class Kubectl(controllers.Kubectl):
+    """kubectl, and the custom-object conveniences of this bench."""
 
     def create(self, ns: str, *objs: dict) -> list[dict]:
         text = self("create", "-n", ns, "-o", "json", "-f", "-",
@@ -109,13 +96,7 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=200)
     args = ap.parse_args()
     n = args.objects
-    data = tempfile.mkdtemp(prefix="kubelite-bench-crd-")
-    kc = os.path.join(data, "kubeconfig")
-    env = dict(os.environ, PYTHONPATH=REPO)
-    try:
-        subprocess.run([sys.executable, "-m", "kubelite", "up", "--data-dir", data, "--port", str(free_port()),
-                        "--kubeconfig", kc, "--simulated-nodes", "1"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+    with controllers.simulated_cluster("kubelite-bench-crd-", 1) as kc:
         k = Kubectl(kc)
         k("create", "namespace", "gc")
 
@@ -148,10 +129,6 @@ def main() -> None:
         print(f"kubectl delete ns with {n} custom objects:  {ns_custom_s:6.2f} s")
         print(f"kubectl delete ns with {n} ConfigMaps:      {ns_builtin_s:6.2f} s   "
               f"(custom / built-in: {ns_custom_s / ns_builtin_s:.2f}x)")
-    finally:
-        subprocess.run([sys.executable, "-m", "kubelite", "down", "--data-dir", data], env=env,
-                       stdout=subprocess.DEVNULL)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
