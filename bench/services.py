@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -61,42 +62,67 @@ def synthetic(n_services: int, n_endpoints: int) -> tuple[list[dict], list[dict]
     return services, slices
 
 
+SYNC_LABELS = ("first (full) sync, creates every chain", "partial sync, one endpoint changed",
+               "full resync, one endpoint changed")
+
+
+async def _three_syncs(n_services: int, n_endpoints: int, build: Any, load: Any) -> list[tuple]:
+    """The proxier's three syncs: a first full one, a partial one and a full resync, one endpoint
+    flipped between them. `build(smap, unchanged)` makes the rule set, `load(rs)` hands it to the kernel.
+    Each figure: (label, service map s, rules s, load s, total s, rule set, cpu s)."""
+    from kubelite.proxy import rules
+    from kubelite.proxy.servicemap import build_service_map
+
+    services, slices = synthetic(n_services, n_endpoints)
+    figures = []
+    written: dict[str, str] = {}
+    for label in SYNC_LABELS:
+        c0, t0 = cpu(), time.perf_counter()
+        smap = build_service_map(services, slices)
+        t1 = time.perf_counter()
+        # as the proxier: chains of service ports whose inputs did not change are left alone
+        now = {rules.service_port_key(sp): repr(sp) for sp in smap}
+        unchanged = {k for k, v in now.items() if written.get(k) == v} if label.startswith("partial") else set()
+        written = now
+        rs = build(smap, unchanged)
+        t2 = time.perf_counter()
+        await load(rs)
+        t3 = time.perf_counter()
+        figures.append((label, t1 - t0, t2 - t1, t3 - t2, t3 - t0, rs, cpu() - c0))
+        slices[0]["endpoints"][0]["conditions"] = {"ready": not slices[0]["endpoints"][0]["conditions"]["ready"]}
+    return figures
+
+
+def _print_syncs(figures: list[tuple], load_column: str) -> None:
+    print(f"{'':40}{'service map':>12}{'rules':>9}{load_column:>9}{'total':>9}{'/2s':>7}{'cpu s':>7}")
+    for label, a, b, c, total, _, c_cpu in figures:
+        print(f"{label:40}{a:12.3f}{b:9.3f}{c:9.3f}{total:9.3f}{total / 2.0:7.2f}{c_cpu:7.2f}")
+
+
 async def sync_bench(n_services: int, n_endpoints: int, backend: str = "") -> dict[str, float]:
     from kubelite.proxy import rules
     from kubelite.proxy.iptables import IPTables
-    from kubelite.proxy.servicemap import build_service_map
 
     netns = f"klbench-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         ipt = IPTables(netns, backend)
         ctx = rules.NodeContext("bench", "10.42.0.0/16", "10.43.0.0/16")
-        services, slices = synthetic(n_services, n_endpoints)
         existing: tuple[set[str], set[str]] = (set(), set())
-        figures = []
-        written: dict[str, str] = {}
-        for label in ("first (full) sync, creates every chain", "partial sync, one endpoint changed",
-                      "full resync, one endpoint changed"):
-            c0, t0 = cpu(), time.perf_counter()
-            smap = build_service_map(services, slices)
-            t1 = time.perf_counter()
-            # as the proxier: chains of service ports whose inputs did not change are left alone
-            now = {rules.service_port_key(sp): repr(sp) for sp in smap}
-            unchanged = {k for k, v in now.items() if written.get(k) == v} if label.startswith("partial") else set()
-            written = now
-            rs = rules.build(smap, ctx, *existing, unchanged=unchanged)
-            t2 = time.perf_counter()
+
+        async def load(rs: Any) -> None:
+            nonlocal existing
             await ipt.restore(rs.text)
-            t3 = time.perf_counter()
             existing = (rs.nat_chains, rs.filter_chains)
-            figures.append((label, t1 - t0, t2 - t1, t3 - t2, t3 - t0, rs, cpu() - c0))
-            slices[0]["endpoints"][0]["conditions"] = {"ready": not slices[0]["endpoints"][0]["conditions"]["ready"]}
+
+        figures = await _three_syncs(
+            n_services, n_endpoints, lambda smap, unchanged: rules.build(smap, ctx, *existing, unchanged=unchanged),
+            load)
+        first = figures[0][5]
         print(f"\nsync ({ipt.restore_cmd}): {n_services} services x {n_endpoints} endpoints, "
-              f"{len(figures[0][5].nat_chains)} nat chains, {figures[0][5].rule_count} rules, "
-              f"{len(figures[0][5].text) / 1e6:.1f} MB of restore input")
-        print(f"{'':40}{'service map':>12}{'rules':>9}{'restore':>9}{'total':>9}{'/2s':>7}{'cpu s':>7}")
-        for label, a, b, c, total, _, c_cpu in figures:
-            print(f"{label:40}{a:12.3f}{b:9.3f}{c:9.3f}{total:9.3f}{total / 2.0:7.2f}{c_cpu:7.2f}")
+              f"{len(first.nat_chains)} nat chains, {first.rule_count} rules, "
+              f"{len(first.text) / 1e6:.1f} MB of restore input")
+        _print_syncs(figures, "restore")
         count = subprocess.run(["ip", "netns", "exec", netns, ipt.save_cmd, "-t", "nat"], capture_output=True,
                                text=True).stdout.count("\n-A ")
         print(f"rules in the namespace's nat table after the syncs: {count}")
@@ -111,39 +137,31 @@ async def sync_bench(n_services: int, n_endpoints: int, backend: str = "") -> di
 async def sync_bench_nft(n_services: int, n_endpoints: int) -> dict[str, float]:
     """The same three syncs in nftables mode (one `nft -f` transaction each), as the proxier does them."""
     from kubelite.proxy import nftables, rules
-    from kubelite.proxy.servicemap import build_service_map
 
     netns = f"klbench-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         nft = nftables.NFTables("kube-proxy", netns)
         ctx = rules.NodeContext("bench", "10.42.0.0/16", "10.43.0.0/16")
-        services, slices = synthetic(n_services, n_endpoints)
         objects: tuple[set[str], set[str]] = (set(), set())
-        figures = []
-        written: dict[str, str] = {}
-        for label in ("first (full) sync, creates every chain", "partial sync, one endpoint changed",
-                      "full resync, one endpoint changed"):
-            c0, t0 = cpu(), time.perf_counter()
-            smap = build_service_map(services, slices)
-            t1 = time.perf_counter()
-            now = {rules.service_port_key(sp): repr(sp) for sp in smap}
-            unchanged = {k for k, v in now.items() if written.get(k) == v} if label.startswith("partial") else set()
-            written = now
+        stale: set[str] = set()
+
+        def build(smap: Any, unchanged: set[str]) -> Any:
+            nonlocal stale
             rs, stale = nftables.build(smap, ctx, nft.table, unchanged, *objects)
-            t2 = time.perf_counter()
+            return rs
+
+        async def load(rs: Any) -> None:
+            nonlocal objects
             await nft.apply(rs.text)
-            t3 = time.perf_counter()
             objects = (rs.chains | stale, rs.sets)
-            figures.append((label, t1 - t0, t2 - t1, t3 - t2, t3 - t0, rs, cpu() - c0))
-            slices[0]["endpoints"][0]["conditions"] = {"ready": not slices[0]["endpoints"][0]["conditions"]["ready"]}
+
+        figures = await _three_syncs(n_services, n_endpoints, build, load)
         first = figures[0][5]
         print(f"\nsync (nft -f, --proxy-mode=nftables): {n_services} services x {n_endpoints} endpoints, "
               f"{len(first.chains)} service chains, {first.rule_count} rules + {first.element_count} map elements, "
               f"{len(first.text) / 1e6:.1f} MB of nft input")
-        print(f"{'':40}{'service map':>12}{'rules':>9}{'nft -f':>9}{'total':>9}{'/2s':>7}{'cpu s':>7}")
-        for label, a, b, c, total, _, c_cpu in figures:
-            print(f"{label:40}{a:12.3f}{b:9.3f}{c:9.3f}{total:9.3f}{total / 2.0:7.2f}{c_cpu:7.2f}")
+        _print_syncs(figures, "nft -f")
         t0 = time.perf_counter()
         await nft.remove_all()
         print(f"removing the table (proxy stop): {time.perf_counter() - t0:.3f} s")
