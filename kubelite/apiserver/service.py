@@ -21,6 +21,7 @@ from kubelite.api.selectors import object_fields, parse_field_selector, parse_la
 from kubelite.apiserver import finalizers as fin
 from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest
 from kubelite.apiserver.admission.namespace_lifecycle import check_namespace_deletable
+from kubelite.apiserver.auth import current_user
 from kubelite.storage.interface import (
     CompactedError,
     ConflictError,
@@ -159,8 +160,6 @@ class APIService:
         plugins = self._validating if validating else self._mutating
         if not plugins:
             return
-        from kubelite.apiserver.auth import current_user
-
         req = AdmissionRequest(subresource, dry_run, current_user.get())
         for plugin in plugins:
             if validating:

@@ -260,9 +260,7 @@ def _denied(name: str, status: Obj | None) -> errors.StatusError:
         message = f"{denied_by}: {status['reason']}"
     else:
         message = f"{denied_by} without explanation"
-    details = {k: v for k, v in status.items() if k == "details"}
-    err = errors.StatusError(code, str(status.get("reason") or ""), message, details.get("details") or {})
-    return err
+    return errors.StatusError(code, str(status.get("reason") or ""), message, status.get("details") or {})
 
 
 def _user_info(user: Any) -> Obj:
