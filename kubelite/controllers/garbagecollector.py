@@ -128,7 +128,7 @@ class GarbageCollector:
         for res in sorted(self.registry.all(), key=lambda r: not r.preferred):
             if (res.group, res.plural) not in IGNORED and REQUIRED_VERBS <= set(res.verbs):
                 kinds.setdefault((res.group, res.kind), res)
-        old_kinds, self._kinds = getattr(self, "_kinds", {}), kinds
+        old_kinds, self._kinds = self._kinds, kinds
         stopped: list[Any] = []
         gone: set[tuple[str, str]] = set()
         for sid, mon in list(self._monitors.items()):
