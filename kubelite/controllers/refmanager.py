@@ -1,9 +1,12 @@
 """ControllerRefManager: adopt orphans that match a controller's selector, release those that stop matching.
 
 Upstream's pkg/controller/controller_ref_manager.go. Adoption adds an ownerReference with
-controller=true and blockOwnerDeletion=true; release removes it. Both are patches carrying the
-child's uid and resourceVersion, so a child changed meanwhile is left for the next sync. Before
-the first adoption the owner is re-read live: a controller that is being deleted adopts nothing.
+controller=true and blockOwnerDeletion=true; release removes it. Both are strategic-merge patches
+on the ownerReferences list (merge key uid) carrying only the child's uid as a precondition, as
+upstream: a kubelet status write in between must not make the adoption fail, or the controller
+would create a replica of its own and may then delete the orphan it meant to adopt. A second
+controller reference is refused by validation. Before the first adoption the owner is re-read
+live: a controller that is being deleted adopts nothing.
 """
 
 from __future__ import annotations
@@ -83,17 +86,14 @@ class ControllerRefManager:
 
     async def _adopt(self, child: Obj) -> Obj:
         cm = child["metadata"]
-        refs = [r for r in cm.get("ownerReferences") or [] if r.get("uid") != self.uid]
-        refs.append(new_controller_ref(self.controller, self.kind, self.api_version))
-        patch = {"metadata": {"ownerReferences": refs, "uid": cm["uid"], "resourceVersion": cm["resourceVersion"]}}
-        return await self.resource.patch(cm["name"], patch, "merge", namespace=cm.get("namespace"))
+        ref = new_controller_ref(self.controller, self.kind, self.api_version)
+        patch = {"metadata": {"ownerReferences": [ref], "uid": cm["uid"]}}
+        return await self.resource.patch(cm["name"], patch, "strategic", namespace=cm.get("namespace"))
 
     async def _release(self, child: Obj) -> None:
         cm = child["metadata"]
-        refs = [r for r in cm.get("ownerReferences") or [] if r.get("uid") != self.uid]
-        patch = {"metadata": {"ownerReferences": refs or None, "uid": cm["uid"],
-                              "resourceVersion": cm["resourceVersion"]}}
-        await self.resource.patch(cm["name"], patch, "merge", namespace=cm.get("namespace"))
+        patch = {"metadata": {"ownerReferences": [{"$patch": "delete", "uid": self.uid}], "uid": cm["uid"]}}
+        await self.resource.patch(cm["name"], patch, "strategic", namespace=cm.get("namespace"))
 
 
 def recheck_owner(resource: Any, owner: Obj) -> Callable[[], Awaitable[None]]:
