@@ -55,6 +55,24 @@ def index_by_owner_uid(obj: Obj) -> list[str]:
     return [r["uid"] for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid")]
 
 
+def index_by_controller_uid(obj: Obj) -> str | None:
+    """Objects by the uid of their controller ownerReference: a controller finds its children
+    without scanning every object of the namespace on each sync."""
+    for r in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if r.get("controller"):
+            return r.get("uid") or None
+    return None
+
+
+def index_orphans_by_namespace(obj: Obj) -> str | None:
+    """Objects without a controller, by namespace: the only ones a controller may adopt."""
+    meta = obj.get("metadata") or {}
+    for r in meta.get("ownerReferences") or []:
+        if r.get("controller"):
+            return None
+    return meta.get("namespace") or ""
+
+
 class Store:
     """Thread-unsafe (single loop) keyed cache with secondary indexes, like cache.Indexer."""
 
@@ -62,16 +80,27 @@ class Store:
         self._items: dict[str, Obj] = {}
         self._index_funcs: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {}
+        # index -> key -> the values the key is filed under: an update that leaves them alone (a
+        # status write) touches no index set, and removal needs no recomputation
+        self._filed: dict[str, dict[str, tuple[str, ...]]] = {}
         self.add_index("namespace", index_by_namespace)
 
     def add_index(self, name: str, fn: IndexFunc) -> None:
-        """Register an index; existing items are indexed at once."""
+        """Register an index; existing items are indexed at once. Registering the same function
+        again under the same name is a no-op, so controllers sharing an informer can each ask."""
+        if self._index_funcs.get(name) is fn:
+            return
         self._index_funcs[name] = fn
         idx: dict[str, set[str]] = {}
+        filed: dict[str, tuple[str, ...]] = {}
         self._indexes[name] = idx
+        self._filed[name] = filed
         for key, obj in self._items.items():
-            for v in _index_values(fn, obj):
-                idx.setdefault(v, set()).add(key)
+            vals = _index_values(fn, obj)
+            if vals:
+                filed[key] = vals
+                for v in vals:
+                    idx.setdefault(v, set()).add(key)
 
     def get(self, namespace: str | None, name: str) -> Obj | None:
         return self._items.get(f"{namespace}/{name}" if namespace else name)
@@ -92,6 +121,11 @@ class Store:
         keys = self._indexes[index_name].get(value, ())
         return [self._items[k] for k in keys]
 
+    def index_items(self, index_name: str, value: str) -> list[tuple[str, Obj]]:
+        """(key, object) pairs under one index value, for callers caching per-key derived data."""
+        items = self._items
+        return [(k, items[k]) for k in self._indexes[index_name].get(value, ())]
+
     def keys(self) -> list[str]:
         return list(self._items)
 
@@ -104,42 +138,54 @@ class Store:
     # mutation, by the informer only
     def _put(self, key: str, obj: Obj) -> Obj | None:
         old = self._items.get(key)
-        if old is not None:
-            self._unindex(key, old)
         self._items[key] = obj
         for name, fn in self._index_funcs.items():
-            for v in _index_values(fn, obj):
-                self._indexes[name].setdefault(v, set()).add(key)
+            filed = self._filed[name]
+            vals = _index_values(fn, obj)
+            before = filed.get(key, ())
+            if vals == before:
+                continue
+            idx = self._indexes[name]
+            for v in before:
+                if v not in vals:
+                    _discard(idx, v, key)
+            for v in vals:
+                idx.setdefault(v, set()).add(key)
+            if vals:
+                filed[key] = vals
+            else:
+                del filed[key]
         return old
 
     def _delete(self, key: str) -> Obj | None:
         old = self._items.pop(key, None)
         if old is not None:
-            self._unindex(key, old)
+            for name, filed in self._filed.items():
+                idx = self._indexes[name]
+                for v in filed.pop(key, ()):
+                    _discard(idx, v, key)
         return old
 
-    def _unindex(self, key: str, obj: Obj) -> None:
-        for name, fn in self._index_funcs.items():
-            idx = self._indexes[name]
-            for v in _index_values(fn, obj):
-                keys = idx.get(v)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del idx[v]
+
+def _discard(idx: dict[str, set[str]], value: str, key: str) -> None:
+    keys = idx.get(value)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del idx[value]
 
 
-def _index_values(fn: IndexFunc, obj: Obj) -> list[str]:
+def _index_values(fn: IndexFunc, obj: Obj) -> tuple[str, ...]:
     try:
         v = fn(obj)
     except Exception:  # an index function must not break the cache
         log.exception("index function failed")
-        return []
+        return ()
     if v is None:
-        return []
+        return ()
     if isinstance(v, str):
-        return [v]
-    return list(v)
+        return (v,)
+    return tuple(v)
 
 
 class _Listener:

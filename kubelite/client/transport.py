@@ -96,6 +96,18 @@ def _fast_copy(v: Any) -> Any:
     return v
 
 
+def _copy_out(v: Any) -> Any:
+    """Copy of what the service hands back (stored objects, plain JSON): an orjson round trip is
+    about 2.5 times faster than `_fast_copy` and yields what an HTTP client would decode; anything
+    orjson cannot encode, and any other value (a log's text, a stream), is copied as before."""
+    if not isinstance(v, (dict, list)):
+        return v
+    try:
+        return orjson.loads(orjson.dumps(v))
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _fast_copy(v)
+
+
 class InProcessTransport(Transport):
     """Calls `kubelite.apiserver.service.APIService` directly: no HTTP, no serialization.
 
@@ -119,7 +131,7 @@ class InProcessTransport(Transport):
 
     async def get(self, gvr, namespace, name, subresource=""):
         res = self._res(gvr)
-        return _fast_copy(await self.service.get(res, self._ns(res, namespace), name, subresource=subresource))
+        return _copy_out(await self.service.get(res, self._ns(res, namespace), name, subresource=subresource))
 
     async def list(self, gvr, namespace, *, label_selector="", field_selector="", limit=0, continue_="",
                    resource_version=""):
@@ -127,19 +139,19 @@ class InProcessTransport(Transport):
         out = await self.service.list(res, self._ns(res, namespace), label_selector=label_selector,
                                       field_selector=field_selector, limit=limit, continue_=continue_,
                                       resource_version=resource_version)
-        return _fast_copy(out)
+        return _copy_out(out)
 
     async def create(self, gvr, namespace, body, *, subresource="", name="", dry_run=False, field_manager=""):
         res = self._res(gvr)
         out = await self.service.create(res, self._ns(res, namespace), _fast_copy(body), subresource=subresource,
                                         name=name, dry_run=dry_run, field_manager=field_manager)
-        return _fast_copy(out)
+        return _copy_out(out)
 
     async def update(self, gvr, namespace, name, body, *, subresource="", dry_run=False, field_manager=""):
         res = self._res(gvr)
         out = await self.service.update(res, self._ns(res, namespace), name, _fast_copy(body),
                                         subresource=subresource, dry_run=dry_run, field_manager=field_manager)
-        return _fast_copy(out)
+        return _copy_out(out)
 
     async def patch(self, gvr, namespace, name, content_type, body, *, subresource="", dry_run=False,
                     field_manager="", force=False):
@@ -147,18 +159,18 @@ class InProcessTransport(Transport):
         out = await self.service.patch(res, self._ns(res, namespace), name, content_type, body,
                                        subresource=subresource, dry_run=dry_run, field_manager=field_manager,
                                        force=force)
-        return _fast_copy(out)
+        return _copy_out(out)
 
     async def delete(self, gvr, namespace, name, options=None, *, dry_run=False):
         res = self._res(gvr)
         out = await self.service.delete(res, self._ns(res, namespace), name, _fast_copy(options), dry_run=dry_run)
-        return _fast_copy(out)
+        return _copy_out(out)
 
     async def delete_collection(self, gvr, namespace, options=None, *, label_selector="", field_selector=""):
         res = self._res(gvr)
         out = await self.service.delete_collection(res, self._ns(res, namespace), _fast_copy(options),
                                                    label_selector=label_selector, field_selector=field_selector)
-        return _fast_copy(out)
+        return _copy_out(out)
 
     async def watch(self, gvr, namespace, *, resource_version="", label_selector="", field_selector="",
                     allow_bookmarks=False, timeout_seconds=None):
@@ -183,7 +195,7 @@ class InProcessTransport(Transport):
                 etype, obj = item
                 if etype == "ERROR":
                     raise status_error_from(int((obj or {}).get("code") or 500), obj)
-                yield etype, _fast_copy(obj)
+                yield etype, _copy_out(obj)
         except StopAsyncIteration:
             return
         finally:

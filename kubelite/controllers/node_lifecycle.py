@@ -136,7 +136,7 @@ class NodeLifecycleController:
         if node is None:
             self.health.pop(name, None)
             return None
-        node = metautil.deep_copy(node)
+        node = dict(node)  # shallow: only status is replaced, never mutated in place
         now = time.time()
         observed_ready = await self._try_update_node_health(node, now)
         current = get_condition(node, "Ready")
@@ -204,7 +204,7 @@ class NodeLifecycleController:
                                        message="Kubelet stopped posting node status.", lastTransitionTime=stamp)
                 changed = True
         if changed:
-            node.setdefault("status", {})["conditions"] = conditions
+            node["status"] = dict(node.get("status") or {}, conditions=conditions)
             try:
                 updated = await self.nodes.update_status(node)
                 node["metadata"] = updated.get("metadata") or node["metadata"]
@@ -249,15 +249,16 @@ class NodeLifecycleController:
         # handleDisruption: when every zone has lost all its nodes the control plane is the likely
         # culprit, so nothing is evicted (taints lifted); a zone in partial disruption of a small
         # cluster gets no new NoExecute taints (eviction rate 0)
-        name = node["metadata"]["name"]
-        nodes = [node if n["metadata"]["name"] == name else n for n in self.node_informer.store.list()]
-        states = zone_states(nodes)
         keep_only = False
-        if states and all(st == FULL_DISRUPTION for st, _ in states.values()):
-            want_no_execute = None
-        else:
-            st, size = states.get(zone_key(node), (NORMAL, 1))
-            keep_only = st == PARTIAL_DISRUPTION and size <= LARGE_CLUSTER_SIZE_THRESHOLD
+        if want_no_execute:  # the zones matter only to a node that would get a NoExecute taint
+            name = node["metadata"]["name"]
+            nodes = [node if n["metadata"]["name"] == name else n for n in self.node_informer.store.list()]
+            states = zone_states(nodes)
+            if states and all(st == FULL_DISRUPTION for st, _ in states.values()):
+                want_no_execute = None
+            else:
+                st, size = states.get(zone_key(node), (NORMAL, 1))
+                keep_only = st == PARTIAL_DISRUPTION and size <= LARGE_CLUSTER_SIZE_THRESHOLD
         new: list[Obj] = []
         for t in taints:
             if t.get("effect") == "NoExecute" and t.get("key") in (TAINT_NOT_READY, TAINT_UNREACHABLE):

@@ -94,3 +94,74 @@ def pods_on_same_node_ranks(pods: list[Obj], related: list[Obj]) -> list[int]:
         if node and is_pod_active(p):
             per_node[node] = per_node.get(node, 0) + 1
     return [per_node.get((p.get("spec") or {}).get("nodeName") or "", 0) for p in pods]
+
+
+class PodFacts:
+    """What the workload controllers read of one pod object, worked out once per object version."""
+
+    __slots__ = ("obj", "namespace", "active", "ready", "ready_since", "labels", "label_set", "controller_uid")
+
+    def __init__(self, pod: Obj):
+        self.obj = pod
+        meta = pod.get("metadata") or {}
+        self.namespace = meta.get("namespace")
+        self.active = is_pod_active(pod)
+        cond = pod_ready_condition(pod)
+        self.ready = cond is not None and cond.get("status") == "True"
+        self.ready_since = parse_time(cond.get("lastTransitionTime")) if self.ready and cond else None
+        self.labels: dict = meta.get("labels") or {}
+        try:
+            self.label_set: frozenset | None = frozenset(self.labels.items())
+        except TypeError:  # not a str -> str map; callers fall back to comparing the dict
+            self.label_set = None
+        self.controller_uid = next((r.get("uid") for r in meta.get("ownerReferences") or [] if r.get("controller")),
+                                   None)
+
+    def available(self, min_ready_seconds: int, now: float) -> bool:
+        """is_pod_available from the cached Ready condition."""
+        if not self.ready:
+            return False
+        if not min_ready_seconds:
+            return True
+        return self.ready_since is not None and self.ready_since + min_ready_seconds <= now
+
+    def has_labels(self, want: frozenset | None, want_dict: dict) -> bool:
+        """Every label of `want_dict` present with its value (`want` is its item set, when hashable)."""
+        if want is not None and self.label_set is not None:
+            return want <= self.label_set
+        labels = self.labels
+        return all(labels.get(k) == v for k, v in want_dict.items())
+
+
+class PodFactsCache:
+    """PodFacts by informer key, recomputed only when the informer holds a new object for the key.
+
+    A ReplicaSet sync runs on every event of any of its pods and looks at all of them; with this
+    cache a sync costs a dict lookup per unchanged pod instead of walking each one's status."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, PodFacts] = {}
+
+    def get(self, key: str, pod: Obj) -> PodFacts:
+        f = self._by_key.get(key)
+        if f is None or f.obj is not pod:
+            f = PodFacts(pod)
+            self._by_key[key] = f
+        return f
+
+    def get_all(self, items: list[tuple[str, Obj]]) -> list[PodFacts]:
+        """`get` for many (key, pod) pairs: the loop every sync runs, kept tight."""
+        by_key = self._by_key
+        out = []
+        for key, pod in items:
+            f = by_key.get(key)
+            if f is None or f.obj is not pod:
+                f = by_key[key] = PodFacts(pod)
+            out.append(f)
+        return out
+
+    def forget(self, key: str) -> None:
+        self._by_key.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._by_key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,13 @@ from kubelite.api.errors import StatusError
 from kubelite.api.selectors import LabelSelector, selector_from_label_selector, selector_from_set
 from kubelite.client.controller import Controller
 from kubelite.client.events import EventRecorder
-from kubelite.client.informer import SharedInformerFactory, split_meta_namespace_key
+from kubelite.client.informer import (
+    SharedInformerFactory,
+    index_by_controller_uid,
+    index_orphans_by_namespace,
+    meta_namespace_key,
+    split_meta_namespace_key,
+)
 from kubelite.controllers import podutil
 from kubelite.controllers.expectations import ControllerExpectations
 from kubelite.controllers.refmanager import ControllerRefManager, controller_ref, recheck_owner
@@ -31,6 +38,8 @@ Obj = dict[str, Any]
 
 BURST_REPLICAS = 500  # upstream's per-sync cap on creations/deletions
 SLOW_START_INITIAL_BATCH = 1
+CONTROLLER_UID_INDEX = "controller-uid"
+ORPHANS_INDEX = "orphans-by-namespace"
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,19 @@ async def slow_start_batch(count: int, initial: int, fn: Callable[[], Awaitable[
     return successes, None
 
 
+def exact_label_set(selector: LabelSelector) -> frozenset | None:
+    """The (key, value) pairs a selector made only of equality terms requires, so matching a pod is a
+    subset test; None for selectors with other operators (or selecting nothing)."""
+    if selector.is_nothing():
+        return None
+    out = []
+    for r in selector.requirements:
+        if r.operator not in ("=", "==", "in") or len(r.values) != 1:
+            return None
+        out.append((r.key, r.values[0]))
+    return frozenset(out)
+
+
 def pod_from_template(template: Obj, owner: Obj, ref: Obj) -> Obj:
     """controller.GetPodFromTemplate: labels, annotations and spec of the template, generateName `<owner>-`."""
     tmeta = template.get("metadata") or {}
@@ -101,8 +123,12 @@ class ReplicaSetController:
         self.pods = client.resource("", "v1", "pods")
         self.rs_informer = factory.informer(kind.group, kind.version, kind.plural)
         self.pod_informer = factory.informer("", "v1", "pods")
+        self.pod_informer.store.add_index(CONTROLLER_UID_INDEX, index_by_controller_uid)
+        self.pod_informer.store.add_index(ORPHANS_INDEX, index_orphans_by_namespace)
         self.recorder = EventRecorder(client, kind.component)
         self.expectations = ControllerExpectations()
+        self.facts = podutil.PodFactsCache()
+        self._selectors: dict[str, tuple[Any, LabelSelector, frozenset | None]] = {}
         self.controller = Controller(kind.component, quiet_conflicts(self.sync), workers=workers)
         self.controller.watch(self.rs_informer)
         self.pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
@@ -172,6 +198,8 @@ class ReplicaSetController:
                 self.controller.enqueue(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
+        if self.pod_informer.store.get_by_key(meta_namespace_key(pod)) is None:
+            self.facts.forget(meta_namespace_key(pod))
         key = self._owner_key(pod, controller_ref(pod))
         if key:
             self.expectations.deletion_observed(key, pod["metadata"].get("uid", ""))
@@ -183,19 +211,16 @@ class ReplicaSetController:
         rs = self.rs_informer.store.get(ns, name)
         if rs is None:
             self.expectations.delete(key)
+            self._selectors.pop(key, None)
             return None
         needs_sync = self.expectations.satisfied(key)
-        selector = selector_of(self.kind, rs)
+        selector, exact = self._selector(key, rs)
         spec = rs.get("spec") or {}
-        pods = podutil.filter_active_pods(self.pod_informer.store.list(ns))
-        ref_mgr = ControllerRefManager(self.pods, rs, self.kind.api_version, self.kind.kind,
-                                       lambda p: selector.matches((p.get("metadata") or {}).get("labels") or {}),
-                                       recheck_owner(self.rs_client, rs))
-        owned = await ref_mgr.claim(pods)
+        owned = await self._claim(rs, selector, exact)
         manage_err: Exception | None = None
         if needs_sync and not rs["metadata"].get("deletionTimestamp"):
             try:
-                await self._manage_replicas(owned, rs, key)
+                await self._manage_replicas([f.obj for f in owned], rs, key)
             except Exception as e:  # reported in status, then retried
                 manage_err = e
         status = self._calculate_status(rs, owned, manage_err)
@@ -207,6 +232,49 @@ class ReplicaSetController:
                 updated.get("availableReplicas", 0) != updated.get("replicas", 0):
             return float(min_ready)
         return None
+
+    def _selector(self, key: str, rs: Obj) -> tuple[LabelSelector, frozenset | None]:
+        """The ReplicaSet's selector, parsed again only when spec.selector changes."""
+        raw = (rs.get("spec") or {}).get("selector")
+        cached = self._selectors.get(key)
+        if cached is not None and cached[0] == raw:
+            return cached[1], cached[2]
+        selector = selector_of(self.kind, rs)
+        exact = exact_label_set(selector)
+        self._selectors[key] = (raw, selector, exact)
+        return selector, exact
+
+    async def _claim(self, rs: Obj, selector: LabelSelector, exact: frozenset | None) -> list[podutil.PodFacts]:
+        """claimPods over the active pods of the namespace, as upstream, but reading only the pods this
+        controller already controls (an index) and the orphans (another): pods of other controllers are
+        never claimed, so skipping them changes nothing. Owned pods still matching stay owned without a
+        call; the rest (owned but no longer matching, matching orphans) go through the ref manager."""
+        store = self.pod_informer.store
+        uid = rs["metadata"]["uid"]
+        ns = rs["metadata"]["namespace"]
+        owned: list[podutil.PodFacts] = []
+        to_claim: list[Obj] = []
+        for f in self.facts.get_all(store.index_items(CONTROLLER_UID_INDEX, uid)):
+            if not f.active or f.namespace != ns:  # an owner reference never crosses namespaces
+                continue
+            ls = f.label_set
+            if exact is not None and ls is not None:
+                if exact <= ls:
+                    owned.append(f)
+                    continue
+            elif selector.matches(f.labels):
+                owned.append(f)
+                continue
+            to_claim.append(f.obj)
+        if not selector.is_nothing():
+            to_claim.extend(f.obj for f in self.facts.get_all(store.index_items(ORPHANS_INDEX, ns))
+                            if f.active and selector.matches(f.labels))
+        if to_claim:
+            ref_mgr = ControllerRefManager(self.pods, rs, self.kind.api_version, self.kind.kind,
+                                           lambda p: selector.matches((p.get("metadata") or {}).get("labels") or {}),
+                                           recheck_owner(self.rs_client, rs))
+            owned.extend(podutil.PodFacts(p) for p in await ref_mgr.claim(to_claim))
+        return owned
 
     async def _manage_replicas(self, pods: list[Obj], rs: Obj, key: str) -> None:
         want = (rs.get("spec") or {}).get("replicas")
@@ -269,8 +337,9 @@ class ReplicaSetController:
         else:
             siblings = [o for o in self.rs_informer.store.list(ns)
                         if (controller_ref(o) or {}).get("uid") == owner.get("uid")]
-        uids = {s["metadata"]["uid"] for s in siblings}
-        return [p for p in self.pod_informer.store.list(ns) if (controller_ref(p) or {}).get("uid") in uids]
+        store = self.pod_informer.store
+        return [p for s in siblings for p in store.by_index(CONTROLLER_UID_INDEX, s["metadata"]["uid"])
+                if p["metadata"].get("namespace") == ns]
 
     @staticmethod
     def _pods_to_delete(pods: list[Obj], related: list[Obj], n: int) -> list[Obj]:
@@ -278,18 +347,26 @@ class ReplicaSetController:
         order = sorted(range(len(pods)), key=lambda i: podutil.deletion_rank_key(pods[i], ranks[i]))
         return [pods[i] for i in order[:n]]
 
-    def _calculate_status(self, rs: Obj, pods: list[Obj], manage_err: Exception | None) -> Obj:
+    def _calculate_status(self, rs: Obj, pods: list[podutil.PodFacts], manage_err: Exception | None) -> Obj:
         spec = rs.get("spec") or {}
         template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        try:
+            template_set: frozenset | None = frozenset(template_labels.items())
+        except TypeError:
+            template_set = None
         min_ready = spec.get("minReadySeconds") or 0
+        now = time.time()
         fully = ready = available = 0
-        for p in pods:
-            labels = (p.get("metadata") or {}).get("labels") or {}
-            if all(labels.get(k) == v for k, v in template_labels.items()):
+        for f in pods:
+            ls = f.label_set
+            if template_set is not None and ls is not None:
+                if template_set <= ls:
+                    fully += 1
+            elif f.has_labels(template_set, template_labels):
                 fully += 1
-            if podutil.is_pod_ready(p):
+            if f.ready:
                 ready += 1
-                if podutil.is_pod_available(p, min_ready):
+                if not min_ready or f.available(min_ready, now):
                     available += 1
         old = rs.get("status") or {}
         conditions = [c for c in old.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
