@@ -1,11 +1,13 @@
 """Cluster DNS benchmark: queries/s and latency under load, beside dnslib's own server on a static zone.
 
-Run: python bench/dns.py [--seconds 3] [--concurrency 32] [--rate 5000]
+Run: python bench/dns.py [--seconds 3] [--concurrency 32] [--rate 5000] [--churn 20]
 Starts a real `kubelite server`, creates services (ClusterIP and headless with endpoints), then a
 second process loads the DNS server over UDP:
   closed loop   `concurrency` queries in flight, as fast as answers come (max q/s, p50/p99);
   open loop     a fixed `rate` of queries/s (p99 at the target load);
-  unique names  every query a different pod name, so none is answered from the packed-answer memo.
+  unique names  every query a different pod name, so none is answered from the packed-answer memo;
+  churn         the closed loop while another service changes `--churn` times a second (as
+                EndpointSlices do in a busy cluster): what an answer memo invalidated on change costs.
 The same loads run against dnslib's DNSServer (threaded, ZoneResolver) serving the same names from
 a static zone. Targets: >= 5,000 q/s, p99 < 5 ms. Nothing here asserts: figures go into the notes.
 """
@@ -23,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from dnslib import QTYPE, RCODE, DNSRecord
@@ -195,6 +198,8 @@ def populate(kubeconfig: str) -> None:
               for i in range(N_SERVICES)]
     items.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hl", "namespace": "bench"},
                   "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 80}]}})
+    items.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "churn", "namespace": "bench"},
+                  "spec": {"selector": {"app": "churn"}, "ports": [{"name": "http", "port": 80}]}})
     items.append({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "hl", "namespace": "bench"},
                   "subsets": [{"addresses": [{"ip": f"10.42.0.{i}"} for i in range(1, 6)],
                                "ports": [{"name": "http", "port": 80}]}]})
@@ -204,6 +209,21 @@ def populate(kubeconfig: str) -> None:
                            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": batch}), text=True)
         if r.returncode != 0:
             raise RuntimeError(r.stderr)
+
+
+def churn(kubeconfig: str, per_second: float, stop: threading.Event) -> int:
+    """Patch the `churn` service's annotation `per_second` times a second until `stop`; the count."""
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    n = 0
+    nxt = time.perf_counter()
+    while not stop.is_set():
+        api.patch_namespaced_service("churn", "bench", {"metadata": {"annotations": {"n": str(n)}}})
+        n += 1
+        nxt += 1.0 / per_second
+        stop.wait(max(0.0, nxt - time.perf_counter()))
+    return n
 
 
 def wait_resolves(addr: tuple[str, int], name: str, count: int = 1) -> None:
@@ -248,6 +268,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--churn", type=float, default=20.0)
     args = ap.parse_args()
     data_dir = tempfile.mkdtemp(prefix="kubelite-dnsbench-")
     proc = dnslib_proc = None
@@ -268,7 +289,8 @@ def main() -> None:
 
         runs = [("closed loop, repeated names", "closed", "repeated"),
                 (f"open loop {args.rate}/s, repeated", "open", "repeated"),
-                ("closed loop, unique names", "closed", "unique")]
+                ("closed loop, unique names", "closed", "unique"),
+                (f"closed loop, churn {args.churn:g}/s", "closed", "repeated")]
         print(f"cluster DNS benchmark ({args.seconds:.0f}s per run, {args.concurrency} in flight in closed loop, "
               f"{N_SERVICES + 1} services)")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; 'cpu us/q': the kubelite "
@@ -276,14 +298,25 @@ def main() -> None:
         print(f"{'':34s} {'kubelite q/s':>12s} {'p50 ms':>7s} {'p99 ms':>7s} {'cpu us/q':>8s}   {'dnslib q/s':>10s} "
               f"{'p50 ms':>7s} {'p99 ms':>7s}   ratio")
         for label, mode, names in runs:
+            stop = threading.Event()
+            changes: list[int] = []
+            changer = None
+            if "churn" in label:
+                changer = threading.Thread(target=lambda c=changes, s=stop: c.append(churn(kubeconfig, args.churn, s)))
+                changer.start()
             c0 = cpu_seconds(proc.pid)
             k = load(*addr, mode, args.seconds, args.concurrency, args.rate, names)
             per_query = (cpu_seconds(proc.pid) - c0) / max(k["answered"], 1) * 1e6
+            stop.set()
+            if changer is not None:
+                changer.join()
+                # (the server's CPU includes serving those writes: compare churn rows with each other)
+                label += f" ({changes[0] if changes else 0} changes)"
             d = load(*daddr, mode, args.seconds, args.concurrency, args.rate,
                      "repeated" if names == "unique" else names)
             print(f"{label:34s} {k['qps']:12,.0f} {k['p50_ms']:7.2f} {k['p99_ms']:7.2f} {per_query:8.0f}   "
                   f"{d['qps']:10,.0f} "
-                  f"{d['p50_ms']:7.2f} {d['p99_ms']:7.2f}   {k['qps'] / d['qps']:5.2f}x"
+                  f"{d['p50_ms']:7.2f} {d['p99_ms']:7.2f}   {k['qps'] / max(d['qps'], 1e-9):5.2f}x"
                   + (f"  (lost {k['lost']}/{d['lost']})" if k["lost"] or d["lost"] else ""))
         print("targets: >= 5,000 q/s, p99 < 5 ms (dnslib serves its static zone in the unique-names row)")
     finally:

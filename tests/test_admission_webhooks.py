@@ -50,7 +50,7 @@ class WebhookServer:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_post("/{behaviour}", self._review)
-        runner = web.AppRunner(app)
+        runner = self._runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.pki.server_cert, self.pki.server_key)
@@ -90,12 +90,25 @@ class WebhookServer:
                     "value": [{"name": "webhook-added-init-container", "image": "busybox:1.36"}]}]
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(orjson.dumps(ops)).decode()
+        elif behaviour == "deny-crd":
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            if labels.get("webhook-e2e-test") == "webhook-disallow":
+                response = {"uid": req["uid"], "allowed": False,
+                            "status": {"code": 403, "message": "the crd contains unwanted label"}}
+        elif behaviour == "add-label":
+            labels = (obj.get("metadata") or {}).get("labels")
+            ops = [] if labels is not None else [{"op": "add", "path": "/metadata/labels", "value": {}}]
+            ops.append({"op": "add", "path": "/metadata/labels/added-by-webhook", "value": "yes"})
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(orjson.dumps(ops)).decode()
         elif behaviour == "slow":
             await asyncio.sleep(5)
         return web.json_response({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                                   "response": response})
 
     def stop(self) -> None:
+        # close kept-alive connections (the API server pools them) before the loop ends
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -251,7 +264,6 @@ def test_failure_policy_and_timeout(wh_cluster: Cluster, server: WebhookServer, 
     wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"slow-{hook_ns}")
 
 
-@pytest.mark.conformance("Admission webhook, admission control not allowed on webhook configuration")
 @pytest.mark.conformance("Admission webhook, list validating webhooks")
 @pytest.mark.conformance("Admission webhook, list mutating webhooks")
 def test_webhook_configurations_are_never_admitted_and_list_by_label(wh_cluster: Cluster, server: WebhookServer):
@@ -384,3 +396,235 @@ def test_custom_resources_are_admitted(wh_cluster: Cluster, server: WebhookServe
     for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
         wh_cluster.kubectl("delete", kind, f"cr-{'mutate' if kind.startswith('m') else 'deny'}-{hook_ns}")
     wh_cluster.kubectl("delete", "crd", f"{plural}.webhook.example.com")
+
+
+@pytest.mark.conformance("Admission webhook, update mutating webhook")
+def test_updating_mutating_webhook_rules(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    register(wh_cluster, "MutatingWebhookConfiguration", f"upd-{hook_ns}", [
+        webhook("adding-configmap-data-stage-1.k8s.io", {"url": server.url("/mutate-1"), "caBundle": server.ca_bundle},
+                hook_ns, ["configmaps"], ["CREATE"])])
+
+    def created_data(name: str) -> dict:
+        assert create_configmap(wh_cluster, hook_ns, name, {"mutation-start": "yes"}).returncode == 0
+        return json.loads(wh_cluster.kubectl("get", "cm", name, "-n", hook_ns, "-o", "json").stdout)["data"]
+
+    assert created_data("first") == {"mutation-start": "yes", "mutation-stage-1": "yes"}
+    # updated to leave CREATE out: a new configmap is not mutated
+    wh_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"upd-{hook_ns}", "--type=json",
+                       "-p", '[{"op":"replace","path":"/webhooks/0/rules/0/operations","value":["UPDATE"]}]')
+    assert created_data("second") == {"mutation-start": "yes"}
+    # patched to apply to CREATE again: mutated again
+    wh_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"upd-{hook_ns}", "--type=json",
+                       "-p", '[{"op":"replace","path":"/webhooks/0/rules/0/operations","value":["CREATE"]}]')
+    assert created_data("third") == {"mutation-start": "yes", "mutation-stage-1": "yes"}
+    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"upd-{hook_ns}")
+
+
+@pytest.mark.conformance("Admission webhook, admission control not allowed on webhook configuration objects")
+def test_webhook_configurations_cannot_be_mutated_or_kept(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    """Webhooks that would label webhook configurations and deny their deletion are never asked about them."""
+    ca = server.ca_bundle
+    config_rules = [{"operations": ["*"], "apiGroups": ["admissionregistration.k8s.io"], "apiVersions": ["*"],
+                     "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]}]
+    register(wh_cluster, "ValidatingWebhookConfiguration", f"keep-{hook_ns}", [
+        {"name": "deny-webhook-configuration-deletions.k8s.io", "clientConfig": {"url": server.url("/deny-all"),
+                                                                                "caBundle": ca},
+         "rules": [dict(config_rules[0], operations=["DELETE"])], "sideEffects": "None",
+         "admissionReviewVersions": ["v1"]}])
+    register(wh_cluster, "MutatingWebhookConfiguration", f"label-{hook_ns}", [
+        {"name": "add-label-to-webhook-configurations.k8s.io", "clientConfig": {"url": server.url("/add-label"),
+                                                                               "caBundle": ca},
+         "rules": config_rules, "sideEffects": "None", "admissionReviewVersions": ["v1"]}])
+    dummy = {"name": "dummy.k8s.io", "failurePolicy": "Ignore",
+             "clientConfig": {"url": "https://127.0.0.1:9/never-called", "caBundle": ca},
+             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["invalid"]}],
+             "sideEffects": "None", "admissionReviewVersions": ["v1"]}
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        register(wh_cluster, kind, f"dummy-{hook_ns}", [dummy])
+        got = json.loads(wh_cluster.kubectl("get", kind.lower(), f"dummy-{hook_ns}", "-o", "json").stdout)
+        assert "added-by-webhook" not in (got["metadata"].get("labels") or {})
+        wh_cluster.kubectl("delete", kind.lower(), f"dummy-{hook_ns}")
+        assert wh_cluster.kubectl("get", kind.lower(), f"dummy-{hook_ns}", check=False).returncode != 0
+    assert not [q for q in server.requests if q["resource"]["group"] == "admissionregistration.k8s.io"]
+    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"keep-{hook_ns}")
+    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"label-{hook_ns}")
+
+
+@pytest.mark.conformance("Admission webhook, deny custom resource definition")
+def test_crd_creation_denied(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    register(wh_cluster, "ValidatingWebhookConfiguration", f"crd-{hook_ns}", [
+        {"name": "deny-crd-with-unwanted-label.k8s.io",
+         "clientConfig": {"url": server.url("/deny-crd"), "caBundle": server.ca_bundle},
+         "rules": [{"operations": ["CREATE"], "apiGroups": ["apiextensions.k8s.io"], "apiVersions": ["*"],
+                    "resources": ["customresourcedefinitions"]}],
+         "objectSelector": {"matchLabels": {hook_ns: "true"}}, "sideEffects": "None",
+         "admissionReviewVersions": ["v1", "v1beta1"]}])
+    name = f"e2e-test-{hook_ns}-deny-crd"
+    crd = test_crd(name, f"{hook_ns}.example.com", {"webhook-e2e-test": "webhook-disallow", hook_ns: "true"})
+    r = wh_cluster.kubectl("create", "-f", "-", input=json.dumps(crd), check=False)
+    assert r.returncode != 0 and "the crd contains unwanted label" in r.stderr, r.stderr
+    assert wh_cluster.kubectl("get", "crd", crd["metadata"]["name"], check=False).returncode != 0
+    # without the unwanted label the same definition is created
+    crd["metadata"]["labels"] = {hook_ns: "true"}
+    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
+    wh_cluster.kubectl("delete", "crd", crd["metadata"]["name"])
+    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"crd-{hook_ns}")
+
+
+def test_crd(name: str, group: str, labels: dict | None = None, versions: list[dict] | None = None) -> dict:
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{name}s.{group}", "labels": labels or {}},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"plural": f"{name}s", "singular": name, "kind": "E2eTestCrd",
+                               "listKind": "E2eTestCrdList"},
+                     "versions": versions or [{"name": "v1", "served": True, "storage": True, "schema": schema}]}}
+
+
+test_crd.__test__ = False  # a helper, not a test
+
+
+def _cr_mutating_webhooks(wh_cluster: Cluster, server: WebhookServer, hook_ns: str, plural: str) -> None:
+    """upstream's registerMutatingWebhookForCustomResource: stage 1 on CREATE/UPDATE, stage 2 on CREATE."""
+    ca = server.ca_bundle
+    register(wh_cluster, "MutatingWebhookConfiguration", f"cr-{hook_ns}", [
+        webhook("mutate-custom-resource-data-stage-1.k8s.io", {"url": server.url("/mutate-1"), "caBundle": ca},
+                hook_ns, [plural], ["CREATE", "UPDATE"]),
+        webhook("mutate-custom-resource-data-stage-2.k8s.io", {"url": server.url("/mutate-2"), "caBundle": ca},
+                hook_ns, [plural], ["CREATE"])])
+
+
+@pytest.mark.conformance("Admission webhook, mutate custom resource with different stored version")
+def test_mutate_custom_resource_after_storage_version_change(wh_cluster: Cluster, server: WebhookServer,
+                                                             hook_ns: str):
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    group, name = f"{hook_ns}.example.com", "e2e-test-multiversion"
+    crd = test_crd(name, group, versions=[{"name": "v1", "served": True, "storage": True, "schema": schema},
+                                          {"name": "v2", "served": True, "storage": False, "schema": schema}])
+    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
+    wh_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}s.{group}")
+    _cr_mutating_webhooks(wh_cluster, server, hook_ns, f"{name}s")
+    cr = {"apiVersion": f"{group}/v1", "kind": "E2eTestCrd", "metadata": {"name": "cr-instance-1",
+                                                                          "namespace": hook_ns},
+          "data": {"mutation-start": "yes"}}
+    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(cr))
+    patch = {"spec": {"versions": [dict(v, storage=v["name"] == "v2") for v in crd["spec"]["versions"]]}}
+    wh_cluster.kubectl("patch", "crd", f"{name}s.{group}", "--type=merge", "-p", json.dumps(patch))
+    r = wh_cluster.kubectl("patch", f"{name}s.v2.{group}", "cr-instance-1", "-n", hook_ns, "--type=json",
+                           "-p", '[{"op":"add","path":"/dummy","value":"test"}]', "-o", "json")
+    got = json.loads(r.stdout)
+    assert got["apiVersion"] == f"{group}/v2"
+    assert got["data"] == {"mutation-start": "yes", "mutation-stage-1": "yes", "mutation-stage-2": "yes"}
+    assert got["dummy"] == "test"
+    update = [q for q in server.requests if q.get("namespace") == hook_ns and q["operation"] == "UPDATE"]
+    assert update and update[-1]["kind"]["version"] == "v2"
+    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"cr-{hook_ns}")
+    wh_cluster.kubectl("delete", "crd", f"{name}s.{group}")
+
+
+@pytest.mark.conformance("Admission webhook, mutate custom resource with pruning")
+def test_mutate_custom_resource_with_pruning(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    """What a webhook adds outside the schema is pruned; what the schema names is kept."""
+    schema = {"openAPIV3Schema": {"type": "object", "properties": {"data": {
+        "type": "object", "properties": {"mutation-start": {"type": "string"},
+                                         "mutation-stage-1": {"type": "string"}}}}}}
+    group, name = f"{hook_ns}.example.com", "e2e-test-prune"
+    crd = test_crd(name, group, versions=[{"name": "v1", "served": True, "storage": True, "schema": schema},
+                                          {"name": "v2", "served": True, "storage": False, "schema": schema}])
+    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
+    wh_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}s.{group}")
+    _cr_mutating_webhooks(wh_cluster, server, hook_ns, f"{name}s")
+    cr = {"apiVersion": f"{group}/v1", "kind": "E2eTestCrd", "metadata": {"name": "cr-instance-1",
+                                                                          "namespace": hook_ns},
+          "data": {"mutation-start": "yes"}}
+    r = wh_cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(cr))
+    assert json.loads(r.stdout)["data"] == {"mutation-start": "yes", "mutation-stage-1": "yes"}
+    # stage 2 did run (it saw stage 1), and its key was pruned
+    assert any(q["name"] == "cr-instance-1" and q.get("namespace") == hook_ns and q["path"] == "/mutate-2"
+               for q in server.requests)
+    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"cr-{hook_ns}")
+    wh_cluster.kubectl("delete", "crd", f"{name}s.{group}")
+
+
+MATCH_CONDITIONS = [{"name": "expression-1", "expression": "object.metadata.namespace == 'production'"}]
+UPDATED_CONDITIONS = MATCH_CONDITIONS + [{"name": "expression-2",
+                                          "expression": "object.metadata.namespace == 'staging'"}]
+
+
+@pytest.mark.conformance("Validating Admission webhook, create and update validating webhook configuration with "
+                         "matchConditions")
+@pytest.mark.conformance("Mutating Admission webhook, create and update mutating webhook configuration with "
+                         "matchConditions")
+def test_match_conditions_are_stored_and_updated(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    api = wh_cluster.api_client()
+    try:
+        from kubernetes import client
+
+        adm = client.AdmissionregistrationV1Api(api)
+        for kind in ("validating", "mutating"):
+            hook = webhook(f"{kind}-match.k8s.io", {"url": server.url("/deny-all"), "caBundle": server.ca_bundle},
+                           hook_ns, ["configmaps"], matchConditions=MATCH_CONDITIONS)
+            body = {"metadata": {"name": f"{kind}-{hook_ns}"}, "webhooks": [hook]}
+            create = getattr(adm, f"create_{kind}_webhook_configuration")
+            read = getattr(adm, f"read_{kind}_webhook_configuration")
+            replace = getattr(adm, f"replace_{kind}_webhook_configuration")
+            create(body)
+            got = read(f"{kind}-{hook_ns}")
+            assert [(c.name, c.expression) for c in got.webhooks[0].match_conditions] == \
+                [(c["name"], c["expression"]) for c in MATCH_CONDITIONS]
+            got.webhooks[0].match_conditions = [client.V1MatchCondition(**c) for c in UPDATED_CONDITIONS]
+            replace(f"{kind}-{hook_ns}", got)
+            got = read(f"{kind}-{hook_ns}")
+            assert [(c.name, c.expression) for c in got.webhooks[0].match_conditions] == \
+                [(c["name"], c["expression"]) for c in UPDATED_CONDITIONS]
+        # the conditions hold for neither namespace here: the deny-all webhooks are not called
+        assert create_configmap(wh_cluster, hook_ns, "not-matched", {"a": "b"}).returncode == 0
+        for kind in ("validating", "mutating"):
+            getattr(adm, f"delete_{kind}_webhook_configuration")(f"{kind}-{hook_ns}")
+    finally:
+        api.close()
+
+
+@pytest.mark.conformance("Validating Admission webhook, reject validating webhook configurations with invalid "
+                         "matchConditions")
+@pytest.mark.conformance("Mutating Admission webhook, reject mutating webhook configurations with invalid "
+                         "matchConditions")
+def test_invalid_match_conditions_are_rejected(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    bad = [{"name": "invalid-expression-1", "expression": "... [] bad expression"}]
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        hook = webhook("bad-match.k8s.io", {"url": server.url("/deny-all"), "caBundle": server.ca_bundle},
+                       hook_ns, ["configmaps"], matchConditions=bad)
+        cfg = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+               "metadata": {"name": f"bad-{hook_ns}"}, "webhooks": [hook]}
+        r = wh_cluster.kubectl("create", "-f", "-", input=json.dumps(cfg), check=False)
+        assert r.returncode != 0
+        assert (f'The {kind} "bad-{hook_ns}" is invalid: '
+                'webhooks[0].matchConditions[0].expression: Invalid value: "... [] bad expression": '
+                "compilation failed: ERROR: <input>:1:") in r.stderr, r.stderr
+        assert wh_cluster.kubectl("get", kind.lower(), f"bad-{hook_ns}", check=False).returncode != 0
+
+
+@pytest.mark.conformance("Mutating Admission webhook, mutating webhook excluding object with specific name")
+def test_match_condition_skips_named_object(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    hook = webhook("adding-configmap-data-stage-1.k8s.io", {"url": server.url("/mutate-1"),
+                                                           "caBundle": server.ca_bundle},
+                   hook_ns, ["configmaps"], ["CREATE"],
+                   matchConditions=[{"name": "skip-me", "expression": "object.metadata.name != 'skip-me'"}])
+    register(wh_cluster, "MutatingWebhookConfiguration", f"skip-{hook_ns}", [hook])
+    assert create_configmap(wh_cluster, hook_ns, "random-" + uuid.uuid4().hex[:6],
+                            {"mutation-start": "yes"}).returncode == 0
+    listed = json.loads(wh_cluster.kubectl("get", "cm", "-n", hook_ns, "-o", "json").stdout)["items"]
+    assert [c["data"] for c in listed if c["metadata"]["name"].startswith("random-")] == \
+        [{"mutation-start": "yes", "mutation-stage-1": "yes"}]
+    assert create_configmap(wh_cluster, hook_ns, "skip-me", {"mutation-start": "yes"}).returncode == 0
+    got = json.loads(wh_cluster.kubectl("get", "cm", "skip-me", "-n", hook_ns, "-o", "json").stdout)
+    assert got["data"] == {"mutation-start": "yes"}
+    # an expression that fails at run time fails the call under failurePolicy Fail
+    wh_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"skip-{hook_ns}", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/webhooks/0/matchConditions/0/expression",
+          "value": "object.data['no-such-key'] == 'x'"}]))
+    r = create_configmap(wh_cluster, hook_ns, "erring", {"mutation-start": "yes"})
+    assert r.returncode != 0
+    assert ('Internal error occurred: failed calling webhook "adding-configmap-data-stage-1.k8s.io": '
+            "failed evaluating match conditions") in r.stderr, r.stderr
+    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"skip-{hook_ns}")

@@ -223,3 +223,36 @@ def test_question_case_flags_and_edns_are_echoed(cluster, ns, core, dns_addr):
     miss = DNSRecord.parse(DNSRecord.question(f"NoPe.{ns}.svc.cluster.local", "AAAA").send(*dns_addr, timeout=5))
     assert miss.header.rcode == RCODE.NXDOMAIN and str(miss.q.qname) == f"NoPe.{ns}.svc.cluster.local."
     assert [QTYPE[rr.rtype] for rr in miss.auth] == ["SOA"]
+
+
+def test_memoised_answers_follow_what_they_depend_on(cluster, ns, core, dns_addr):
+    """The server memoises packed answers and, on a change, drops only those computed from what
+    changed: an alias (ExternalName) follows its in-cluster target, a memoised NXDOMAIN turns into
+    an answer once the service exists, a PTR follows a cluster IP, and unrelated churn leaves a
+    service's answer as it is."""
+    make_service(core, ns, "target", selector={"app": "t"}, ports=[{"port": 80}])
+    core.create_namespaced_service(ns, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "alias"},
+                                        "spec": {"type": "ExternalName",
+                                                 "externalName": f"target.{ns}.svc.cluster.local"}})
+    alias, target = f"alias.{ns}.svc.cluster.local", f"target.{ns}.svc.cluster.local"
+    first = cluster_ip(core, ns, "target")
+    wait_for(lambda: a_records(query(dns_addr, alias)) == {first})
+    rev = ".".join(reversed(first.split("."))) + ".in-addr.arpa"
+    assert records(query(dns_addr, rev, "PTR")) == [(rev + ".", "PTR", target + ".")]
+    later = f"later.{ns}.svc.cluster.local"
+    assert query(dns_addr, later).header.rcode == RCODE.NXDOMAIN  # memoised too
+    # churn elsewhere: the memo keeps answering these names, and still right
+    make_service(core, ns, "other", selector={"app": "o"}, ports=[{"port": 81}])
+    wait_for(lambda: query(dns_addr, f"other.{ns}.svc.cluster.local").rr)
+    assert a_records(query(dns_addr, alias)) == {first}
+    # the target gets another cluster IP: the alias (memoised) follows it, the old PTR goes
+    core.delete_namespaced_service("target", ns)
+    wait_for(lambda: not a_records(query(dns_addr, alias)))
+    make_service(core, ns, "target", selector={"app": "t"}, ports=[{"port": 80}])
+    second = cluster_ip(core, ns, "target")
+    assert second != first
+    wait_for(lambda: a_records(query(dns_addr, alias)) == {second})
+    assert a_records(query(dns_addr, target, tcp=True)) == {second}
+    assert not query(dns_addr, rev, "PTR").rr
+    make_service(core, ns, "later", selector={"app": "l"}, ports=[{"port": 80}])
+    wait_for(lambda: a_records(query(dns_addr, later)) == {cluster_ip(core, ns, "later")})

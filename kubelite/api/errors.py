@@ -126,6 +126,8 @@ class StatusError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            del s["reason"]  # omitempty, as upstream (an error that is no API status: reason unknown)
         if self.details is not None:
             s["details"] = self.details
         return s

@@ -32,7 +32,7 @@ WATCH_EVENT_DEF = META + "WatchEvent"
 PATCH_DEF = META + "Patch"
 
 # Bumped whenever the document builder changes, so that clients drop cached ?hash= documents.
-_BUILDER_REVISION = "1"
+_BUILDER_REVISION = "2"
 
 # Upstream's descriptions of the two scalar-or-string types (kubernetes-validate drops them).
 _INT_OR_STRING = {
@@ -142,7 +142,29 @@ def convert_definition(name: str) -> dict[str, Any]:
     special = _SPECIAL_DEFS.get(name)
     if special is not None:
         return dict(special)
+    if schema.is_custom(name):
+        return convert_schema(without_empty_properties(schema.definitions()[name]))
     return convert_schema(schema.definitions()[name])
+
+
+def without_empty_properties(node: Any) -> Any:
+    """A custom schema as published: the empty `properties` a fieldless object carries for pruning is
+    omitted (upstream's JSONSchemaProps serializes an empty map as nothing)."""
+    if isinstance(node, list):
+        return [without_empty_properties(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for k, v in node.items():
+        if k == "properties" and v == {}:
+            continue
+        if k == "properties" and isinstance(v, dict):
+            out[k] = {p: without_empty_properties(sub) for p, sub in v.items()}
+        elif k in ("items", "additionalProperties", "allOf", "anyOf", "oneOf", "not"):
+            out[k] = without_empty_properties(v)
+        else:
+            out[k] = v
+    return out
 
 
 def _refs(node: Any) -> Iterable[str]:
@@ -283,6 +305,11 @@ _PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "
                 "application/strategic-merge-patch+json")
 
 
+def _patch_types(res: Resource) -> tuple[str, ...]:
+    """What PATCH consumes: custom resources take no strategic merge patch (kubectl then sends a merge patch)."""
+    return tuple(t for t in _PATCH_TYPES if t != "application/strategic-merge-patch+json") if res.custom else _PATCH_TYPES
+
+
 def _ref(definition: str) -> dict:
     return {"$ref": SCHEMAS_PREFIX + definition} if definition else {"type": "object"}
 
@@ -386,7 +413,7 @@ def resource_paths(res: Resource) -> dict[str, dict]:
     if "patch" in verbs:
         item["patch"] = _op(ctx, "patch", "patch", f"partially update the specified {kind}", f"patch{gid}{ns}{kind}",
                             _PATCH_PARAMS, _responses(ctx.definition, ("200", "201")),
-                            body=_body(PATCH_DEF, _PATCH_TYPES))
+                            body=_body(PATCH_DEF, _patch_types(res)))
     if "delete" in verbs:
         item["delete"] = _op(ctx, "delete", "delete", f"delete a {kind}", f"delete{gid}{ns}{kind}", _DELETE_PARAMS,
                              _responses(STATUS_DEF, ("200", "202")), body=_body(DELETE_OPTIONS_DEF, required=False))
@@ -465,7 +492,7 @@ def _subresource_paths(ctx: _Ctx, res: Resource, sub: str, base: str, scope_para
     if "patch" in verbs:
         path["patch"] = _op(ctx, "patch", "patch", f"partially update {sub} of the specified {kind}",
                             f"patch{gid}{ns}{kind}{cap}", _PATCH_PARAMS, _responses(definition, ("200", "201")),
-                            gvk=gvk, body=_body(PATCH_DEF, _PATCH_TYPES))
+                            gvk=gvk, body=_body(PATCH_DEF, _patch_types(res)))
     if "create" in verbs:
         path["post"] = _op(ctx, "post", "post", f"create {sub} of a {kind}", f"create{gid}{ns}{kind}{cap}",
                            _WRITE_PARAMS, _responses(definition, ("200", "201", "202")), gvk=gvk,
@@ -573,7 +600,7 @@ class OpenAPIService:
         app.router.add_get("/openapi/v3/{path:.+}", self._handle_document)
         from kubelite.api.openapi_v2 import OpenAPIV2Service  # imports this module
 
-        OpenAPIV2Service(r for rs in self._by_path.values() for r in rs).add_routes(app)
+        OpenAPIV2Service(self._registry).add_routes(app)
 
     async def _handle_index(self, request: web.Request) -> web.Response:
         return web.Response(body=self.index(), content_type="application/json",

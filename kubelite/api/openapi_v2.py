@@ -48,8 +48,9 @@ from kubelite.api.openapi import (
     definition_of,
     reachable_definitions,
     resource_paths,
+    without_empty_properties,
 )
-from kubelite.api.registry import Resource
+from kubelite.api.registry import Registry, Resource
 
 DEFS_PREFIX = "#/definitions/"
 JSON_TYPE = "application/json"
@@ -104,7 +105,52 @@ def convert_definition_v2(name: str) -> dict[str, Any]:
         if "format" in special:
             out["format"] = special["format"]
         return out
+    if schema.is_custom(name):
+        return custom_schema_v2(schema.definitions()[name])
     return convert_schema_v2(schema.definitions()[name])
+
+
+_PRESERVE = "x-kubernetes-preserve-unknown-fields"
+_GVK = "x-kubernetes-group-version-kind"
+
+
+def custom_schema_v2(root: dict[str, Any]) -> dict[str, Any]:
+    """A CustomResourceDefinition's published v2 schema, as upstream's ToStructuralOpenAPIV2 filters it for
+    kubectl's client-side validation: no junctors, and nullable or unknown-preserving nodes lose their type
+    and fields. A kind preserving unknown fields at the root is published as a bare object."""
+    if root.get(_PRESERVE) and _GVK in root:
+        return {"type": "object", _GVK: root[_GVK]}
+    return convert_schema_v2(_filter_v2(without_empty_properties(root)))
+
+
+def _filter_v2(node: Any) -> Any:
+    if not isinstance(node, dict) or "$ref" in node:
+        return node
+    out = {k: v for k, v in node.items() if k not in ("allOf", "anyOf", "oneOf", "not")}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: _filter_v2(v) for k, v in out["properties"].items()}
+    for key in ("items", "additionalProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = _filter_v2(out[key])
+    if out.pop("nullable", False):
+        for key in ("type", "items", "properties"):
+            out.pop(key, None)
+    if out.get(_PRESERVE):
+        out.pop("items", None)
+        out.pop("properties", None)
+    if out.get("type") == "array" and "items" not in out:
+        del out["type"]
+    if out.get(_PRESERVE) and out.get("type") == "object":
+        del out["type"]
+    nullable = [k for k, v in (node.get("properties") or {}).items() if isinstance(v, dict) and v.get("nullable")]
+    ap = node.get("additionalProperties")
+    if isinstance(ap, dict) and ap.get("nullable"):
+        out.pop("required", None)
+    elif nullable and "required" in out:
+        out["required"] = [r for r in out["required"] if r not in nullable]
+        if not out["required"]:
+            del out["required"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,14 +241,26 @@ def _refs_v2(node: Any) -> Iterable[str]:
             yield from _refs_v2(v)
 
 
-def build_document(resources: Iterable[Resource]) -> dict[str, Any]:
-    """The whole swagger 2.0 document as a dict (keys as upstream, sorted when serialised)."""
+def build_parts(resources: Iterable[Resource], known: frozenset[str] = frozenset()) -> tuple[dict, dict]:
+    """(paths, definitions) of the given resources in swagger 2.0 form; definitions in `known` are left out."""
     resources = sorted(resources, key=lambda r: (r.group, r.version, r.plural))
     paths = paths_v2(resources)
-    roots = {STATUS_DEF, DELETE_OPTIONS_DEF, WATCH_EVENT_DEF, PATCH_DEF}
-    roots |= {definition_of(r) for r in resources if definition_of(r)}
+    roots = {definition_of(r) for r in resources if definition_of(r)}
     roots |= set(_refs_v2(paths))
-    definitions = {name: convert_definition_v2(name) for name in reachable_definitions(roots)}
+    definitions = {name: convert_definition_v2(name) for name in reachable_definitions(roots) if name not in known}
+    return paths, definitions
+
+
+def build_document(resources: Iterable[Resource]) -> dict[str, Any]:
+    """The whole swagger 2.0 document as a dict (keys as upstream, sorted when serialised)."""
+    resources = list(resources)
+    paths, definitions = build_parts(resources)
+    for name in reachable_definitions({STATUS_DEF, DELETE_OPTIONS_DEF, WATCH_EVENT_DEF, PATCH_DEF}):
+        definitions.setdefault(name, convert_definition_v2(name))
+    return assemble(paths, definitions)
+
+
+def assemble(paths: dict, definitions: dict) -> dict[str, Any]:
     return {
         "definitions": definitions,
         "info": {"title": "Kubernetes", "version": INFO_VERSION},
@@ -529,53 +587,102 @@ def negotiate(header: str) -> str | None:
     return None
 
 
-class OpenAPIV2Service:
-    """Serves /openapi/v2 for the given resources, building each representation once."""
+class _Published:
+    """One revision of the document: the custom resources' part, and what was built from it so far."""
 
-    def __init__(self, resources: Iterable[Resource]) -> None:
-        self._resources = list(resources)
+    def __init__(self, custom_paths: dict, custom_defs: dict, missing: set[str]) -> None:
+        self.custom_paths, self.custom_defs, self.missing = custom_paths, custom_defs, missing
+        self.doc: dict[str, Any] | None = None
+        self.bodies: dict[tuple[str, bool], bytes] = {}  # (JSON_TYPE or PROTO_TYPE, gzipped) -> bytes
+        self.etag = ""
+        self.last_modified = formatdate(usegmt=True)
+
+
+class OpenAPIV2Service:
+    """Serves /openapi/v2 for the registry's resources, building each representation once per registry revision.
+
+    Built-in kinds never change, so their paths and definitions are built once; the CustomResourceDefinitions'
+    part is rebuilt when the registry changes (a CRD created, changed, deleted), as upstream republishes."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
         self._lock = threading.RLock()  # one build at a time; built bodies are then read without it
-        self._doc: dict[str, Any] | None = None
-        self._bodies: dict[tuple[str, bool], bytes] = {}  # (JSON_TYPE or PROTO_TYPE, gzipped) -> bytes
-        self._etag = ""
-        self._last_modified = formatdate(usegmt=True)
+        self._base: tuple[dict, dict] | None = None
+        self._revision = -1
+        self._custom_ids: list[int] = []
+        self._current = _Published({}, {}, set())
         self.build_seconds: dict[str, float] = {}
+
+    def refresh(self) -> None:
+        """Start a new revision when the served custom resources changed. On the event loop, where CRDs
+        change the registry and the schemas: their (small) part is converted here, the rest in a thread."""
+        if self._revision == self._registry.revision:
+            return
+        self._revision = self._registry.revision
+        custom = sorted((r for r in self._registry.all() if r.custom), key=lambda r: (r.group, r.version, r.plural))
+        if [id(r) for r in custom] == self._custom_ids:
+            return
+        self._custom_ids = [id(r) for r in custom]
+        paths = paths_v2(custom)
+        roots = {definition_of(r) for r in custom if definition_of(r)} | set(_refs_v2(paths))
+        names = reachable_definitions(roots)
+        defs = {name: convert_definition_v2(name) for name in names if schema.is_custom(name)}
+        self._current = _Published(paths, defs, {name for name in names if name not in defs})
 
     def document(self) -> dict[str, Any]:
         """The swagger 2.0 document as a dict (built on first use; read-only)."""
+        return self._document(self._current)
+
+    def _document(self, pub: _Published) -> dict[str, Any]:
         with self._lock:
-            if self._doc is None:
+            if pub.doc is None:
                 start = time.perf_counter()
-                self._doc = build_document(self._resources)
+                if self._base is None:
+                    builtin = [r for r in self._registry.all() if not r.custom]
+                    paths, definitions = build_parts(builtin)
+                    for name in reachable_definitions({STATUS_DEF, DELETE_OPTIONS_DEF, WATCH_EVENT_DEF, PATCH_DEF}):
+                        definitions.setdefault(name, convert_definition_v2(name))
+                    self._base = (paths, definitions)
+                paths, definitions = self._base
+                if pub.custom_paths:
+                    paths = dict(sorted({**paths, **pub.custom_paths}.items()))
+                    definitions = {**definitions, **pub.custom_defs}
+                    for name in pub.missing - definitions.keys():
+                        definitions[name] = convert_definition_v2(name)
+                pub.doc = assemble(paths, definitions)
                 self.build_seconds["document"] = time.perf_counter() - start
-            return self._doc
+            return pub.doc
 
     def cached(self, media_type: str, compressed: bool = False) -> tuple[bytes, str] | None:
-        body = self._bodies.get((media_type, compressed))
-        return None if body is None else (body, self._etag)
+        pub = self._current
+        body = pub.bodies.get((media_type, compressed))
+        return None if body is None else (body, pub.etag)
 
     def body(self, media_type: str, compressed: bool = False) -> tuple[bytes, str]:
         """(bytes, ETag) of one representation, built on first use. Blocking: call it off the event loop.
 
         The ETag is upstream's: the SHA-512 of the JSON, the same for every representation."""
-        got = self.cached(media_type, compressed)
+        return self._body(self._current, media_type, compressed)
+
+    def _body(self, pub: _Published, media_type: str, compressed: bool = False) -> tuple[bytes, str]:
+        got = pub.bodies.get((media_type, compressed))
         if got is not None:
-            return got
+            return got, pub.etag
         with self._lock:
             key = (media_type, compressed)
-            if key not in self._bodies:
-                if not self._etag:
-                    doc = self.document()
-                    self._bodies[(JSON_TYPE, False)] = self._timed(
+            if key not in pub.bodies:
+                if not pub.etag:
+                    doc = self._document(pub)
+                    pub.bodies[(JSON_TYPE, False)] = self._timed(
                         JSON_TYPE, lambda: orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
-                    self._etag = '"' + hashlib.sha512(self._bodies[(JSON_TYPE, False)]).hexdigest().upper() + '"'
+                    pub.etag = '"' + hashlib.sha512(pub.bodies[(JSON_TYPE, False)]).hexdigest().upper() + '"'
                 if compressed:
-                    raw, _ = self.body(media_type)
-                    self._bodies[key] = self._timed(media_type + "+gzip",
-                                                    lambda: gzip.compress(raw, compresslevel=6, mtime=0))
+                    raw, _ = self._body(pub, media_type)
+                    pub.bodies[key] = self._timed(media_type + "+gzip",
+                                                  lambda: gzip.compress(raw, compresslevel=6, mtime=0))
                 elif media_type == PROTO_TYPE:
-                    self._bodies[key] = self._timed(PROTO_TYPE, lambda: encode_document(self.document()))
-            return self._bodies[key], self._etag
+                    pub.bodies[key] = self._timed(PROTO_TYPE, lambda: encode_document(self._document(pub)))
+            return pub.bodies[key], pub.etag
 
     def _timed(self, what: str, build: Callable[[], bytes]) -> bytes:
         start = time.perf_counter()
@@ -583,25 +690,29 @@ class OpenAPIV2Service:
         self.build_seconds[what] = time.perf_counter() - start
         return out
 
-    async def _get(self, media_type: str, compressed: bool = False) -> tuple[bytes, str]:
-        got = self.cached(media_type, compressed)
-        return got if got is not None else await asyncio.to_thread(self.body, media_type, compressed)
+    async def _get(self, pub: _Published, media_type: str, compressed: bool = False) -> tuple[bytes, str]:
+        got = pub.bodies.get((media_type, compressed))
+        if got is not None and pub.etag:
+            return got, pub.etag
+        return await asyncio.to_thread(self._body, pub, media_type, compressed)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/openapi/v2", self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
+        self.refresh()
+        pub = self._current
         media_type = negotiate(request.headers.get("Accept", ""))
         if media_type is None:
             return web.Response(status=406, headers={"Vary": "Accept"})
-        raw, etag = await self._get(media_type)
-        headers = {"Content-Type": media_type, "ETag": etag, "Last-Modified": self._last_modified,
+        raw, etag = await self._get(pub, media_type)
+        headers = {"Content-Type": media_type, "ETag": etag, "Last-Modified": pub.last_modified,
                    "Vary": "Accept, Accept-Encoding"}
         if etag in (t.strip() for t in request.headers.get("If-None-Match", "").split(",")):
             return web.Response(status=304, headers=headers)
         body = raw
         if len(raw) >= GZIP_MIN_BYTES and _accepts_gzip(request.headers.get("Accept-Encoding", "")):
-            body, _ = await self._get(media_type, True)
+            body, _ = await self._get(pub, media_type, True)
             headers["Content-Encoding"] = "gzip"
         return web.Response(body=body, headers=headers)
 

@@ -83,6 +83,9 @@ class Resource:
     storage_version: str = ""
     storage_plural: str = ""
     convert: Callable[[Obj, str], Obj] | None = None
+    # A CRD's spec.conversion.webhook when its strategy is Webhook: the API server has the webhook
+    # convert between versions before convert() sets the served version's defaults.
+    conversion_webhook: Obj | None = None
     # Whether `kubectl get` of this kind lists in every namespace by default etc. is kubectl's
     # business; whether the kind is listed in discovery's preferred version is ours:
     preferred: bool = True

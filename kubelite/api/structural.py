@@ -504,3 +504,36 @@ def _summarize(raw: bytes) -> str:
         text = raw.decode("utf-8", "replace")
         return text[:30] + " ..." if len(raw) > 30 else text
     return raw[:30].hex() + " ..." if len(raw) > 30 else raw.hex()
+
+
+def check_apply(definition: str, raw: bytes, applied: dict, namespace: str | None, name: str,
+                directive: str) -> list[str]:
+    """Server-side apply's checks of an apply configuration, in upstream's order and wording.
+
+    The configuration is first converted to a typed value (structured-merge-diff), which refuses any field
+    the schema does not declare whatever fieldValidation says: a 500 `failed to create typed patch object
+    (<ns>/<name>; <group>/<version>, Kind=<kind>): .spec.foo: field not declared in schema`. Then, under
+    Strict, duplicate keys in the YAML are a 400 `error strict decoding YAML: ...`; under Warn they are
+    warnings (returned)."""
+    w = _Walk(sort_keys=True)
+    w.object(definition, applied)
+    prefix = 'unknown field "'
+    undeclared = [f".{m[len(prefix):-1]}: field not declared in schema" for m in w.strict if m.startswith(prefix)]
+    if undeclared:
+        group, _, version = str(applied.get("apiVersion") or "").rpartition("/")
+        gvk = f"{group}/{version}, Kind={applied.get('kind') or ''}"
+        text = undeclared[0] if len(undeclared) == 1 else "errors:\n  " + "\n  ".join(undeclared)
+        raise errors.StatusError(500, "", f"failed to create typed patch object ({namespace or ''}/{name}; {gvk}): "
+                                          f"{text}")
+    if directive not in (STRICT, WARN):
+        return []
+    try:
+        _, dups = _load_yaml(raw)
+    except errors.StatusError:
+        return []  # the configuration was decoded already; nothing more to say
+    if not dups:
+        return []
+    if directive == STRICT:
+        raise errors.new_bad_request("error strict decoding YAML: error converting YAML to JSON: "
+                                     + _yaml_dup_messages(dups)[0])
+    return list(dups)

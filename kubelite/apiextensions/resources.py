@@ -3,7 +3,8 @@
 Each served version gets its names, scope, subresources (status, scale), table columns
 (additionalPrinterColumns, else AGE as upstream), defaulting and validation from its schema. All
 versions share one storage prefix (/registry/<group>/<plural>/) and are stored in the storage
-version; versions convert by rewriting apiVersion only (upstream's `None` conversion strategy).
+version; versions convert by rewriting apiVersion only (upstream's `None` conversion strategy), or
+through the CRD's conversion webhook first (`Webhook`, see conversion_webhook.py).
 """
 
 from __future__ import annotations
@@ -154,10 +155,15 @@ def resource_for(crd: Obj, version: Obj) -> Resource:
         columns=tuple(columns), row=_row(paths),
         default=default, validate=validate, validate_update=validate_update,
         tracks_generation=True, scale=_scale(version),
-        storage_version=stored, convert=convert,
+        storage_version=stored, convert=convert, conversion_webhook=_conversion_webhook(spec),
         preferred=v == _preferred_version(crd),
         custom=True, singular_name=names.get("singular") or names["kind"].lower(),
     )
+
+
+def _conversion_webhook(spec: Obj) -> Obj | None:
+    conversion = spec.get("conversion") or {}
+    return conversion.get("webhook") or {} if conversion.get("strategy") == "Webhook" else None
 
 
 def _preferred_version(crd: Obj) -> str:

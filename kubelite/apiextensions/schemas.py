@@ -64,7 +64,8 @@ def _convert(node: Any) -> Any:
         props = out.setdefault("properties", {})
         props.setdefault("apiVersion", {"type": "string"})
         props.setdefault("kind", {"type": "string"})
-        props.setdefault("metadata", {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+        # as upstream's builder: an embedded object's metadata is an ObjectMeta, whatever the schema says of it
+        props["metadata"] = {"$ref": schema.REF_PREFIX + META + "ObjectMeta"}
     if (out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out
             and not out.get("x-kubernetes-preserve-unknown-fields")):
         out["properties"] = {}  # a structural object without fields: everything in it is pruned

@@ -90,5 +90,7 @@ class ControlPlane:
             await self._runner.cleanup()
         if self.access is not None:
             await self.access.stop()
+        if self.service is not None:
+            await self.service.stop()
         if self.store is not None:
             await self.store.close()

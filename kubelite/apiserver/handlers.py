@@ -64,6 +64,8 @@ def parse_path(registry: Registry, path: str) -> Target:
     if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in _NS_SUBRESOURCES):
         namespace, rest = rest[1], rest[2:]
     res = registry.get(group, version, rest[0])
+    if res is not None and len(rest) > 3 and rest[2] == "proxy" and "proxy" in res.subresources:
+        rest = rest[:3]  # <name>/proxy/<path>: the path is the proxied request's (proxy_subresource.py)
     if res is None or len(rest) > 3:
         raise _not_found_path()
     if namespace is not None and not res.namespaced:
@@ -215,6 +217,10 @@ class ResourceHandler:
                 await svc.admit_request(True, "CONNECT", res, options, None, t.subresource)
 
             return await proxy.handle(svc, request, t.namespace or "", t.name, t.subresource)
+        if t.subresource == "proxy" and not res.group and res.plural in ("pods", "services", "nodes"):
+            from kubelite.apiserver import proxy_subresource
+
+            return await proxy_subresource.handle(svc, request, res, t.namespace, t.name)
         out_kind = _accept_kind(request)
 
         if res.review is not None:
@@ -265,7 +271,7 @@ class ResourceHandler:
                 raise errors.new_method_not_allowed()
             if t.subresource == "finalize":
                 return respond(await self._finalize(t, await request.read()))
-            if t.subresource and t.subresource not in ("status", "scale", "approval"):
+            if t.subresource and t.subresource not in ("status", "scale", "approval", "ephemeralcontainers"):
                 raise errors.new_method_not_allowed()
             body = await _read_body(request, q.get("fieldValidation", "") if t.subresource != "scale" else "Ignore",
                                     res, warnings)

@@ -22,6 +22,7 @@ from kubelite.apiserver import finalizers as fin
 from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest
 from kubelite.apiserver.admission.namespace_lifecycle import check_namespace_deletable
 from kubelite.apiserver.auth import current_user
+from kubelite.apiserver.webhook_client import WebhookClient
 from kubelite.storage.interface import (
     CompactedError,
     ConflictError,
@@ -95,10 +96,18 @@ class APIService:
                           if type(p).mutate_request is not AdmissionPlugin.mutate_request]
         self._validating = [p for p in self.admission
                             if type(p).validate_request is not AdmissionPlugin.validate_request]
+        self._webhooks: WebhookClient | None = None  # CRD conversion webhooks
 
     async def start(self) -> None:
         for plugin in self.admission:
             await plugin.start(self)
+
+    async def stop(self) -> None:
+        """Lets plugins close what they hold open (the webhooks' connection pools)."""
+        for plugin in self.admission:
+            await plugin.stop()
+        if self._webhooks is not None:
+            await self._webhooks.close()
 
     # ------------------------------------------------------------------ helpers
     def _key(self, res: Resource, namespace: str | None, name: str) -> str:
@@ -110,15 +119,29 @@ class APIService:
             prefix += namespace + "/"
         return prefix
 
-    def _to_storage(self, res: Resource, obj: Obj) -> Obj:
+    async def _to_storage(self, res: Resource, obj: Obj) -> Obj:
         if res.convert and res.storage_version and res.storage_version != res.version:
+            if res.conversion_webhook is not None:
+                obj = await self._webhook_convert(res, obj, res.storage_version)
             return res.convert(obj, res.storage_version)
         return obj
 
-    def _from_storage(self, res: Resource, obj: Obj) -> Obj:
+    async def _from_storage(self, res: Resource, obj: Obj) -> Obj:
         if res.convert and res.storage_version and res.storage_version != res.version:
+            if res.conversion_webhook is not None:
+                obj = await self._webhook_convert(res, obj, res.group_version)
             return res.convert(obj, res.version)
         return obj
+
+    async def _webhook_convert(self, res: Resource, obj: Obj, api_version: str) -> Obj:
+        """A custom resource converted by its CRD's conversion webhook (nothing to do within a version)."""
+        if obj.get("apiVersion") == api_version:
+            return obj
+        from kubelite.apiextensions import conversion_webhook
+
+        if self._webhooks is None:
+            self._webhooks = WebhookClient(self.store)
+        return (await conversion_webhook.convert(self._webhooks, res, [obj], api_version))[0]
 
     def _check_type(self, res: Resource, obj: Obj) -> None:
         api_version = obj.get("apiVersion")
@@ -135,7 +158,7 @@ class APIService:
     def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
         from kubelite.api.kinds.common import validate_object_meta
 
-        fe = validate_object_meta(obj, res.namespaced, res.name_rule)
+        fe = validate_object_meta(obj, res.namespaced, res.name_rule, kube_finalizers=not res.custom)
         fe += res.validate(obj) if old is None else res.validate_update(obj, old)
         if fe:
             # a kind's hooks may validate metadata again: report each error once
@@ -155,12 +178,12 @@ class APIService:
             raise
 
     async def admit_request(self, validating: bool, op: str, res: Resource, obj: Obj | None, old: Obj | None,
-                            subresource: str = "", dry_run: bool = False) -> None:
+                            subresource: str = "", dry_run: bool = False, warnings: list[str] | None = None) -> None:
         """The request-level admission phases: mutating after admit(), validating after validation."""
         plugins = self._validating if validating else self._mutating
         if not plugins:
             return
-        req = AdmissionRequest(subresource, dry_run, current_user.get())
+        req = AdmissionRequest(subresource, dry_run, current_user.get(), warnings)
         for plugin in plugins:
             if validating:
                 await plugin.validate_request(op, res, obj, old, req)
@@ -187,7 +210,7 @@ class APIService:
         obj = await self.store.get(self._key(res, namespace, name))
         if obj is None:
             raise errors.new_not_found(res.plural, res.group, name)
-        obj = self._from_storage(res, obj)
+        obj = await self._from_storage(res, obj)
         if subresource == "scale":
             return self._scale_of(res, obj)
         return obj
@@ -236,7 +259,7 @@ class APIService:
             raise errors.new_gone(f"too old resource version: {resource_version} ({rev})")
         remaining = await self.store.count(prefix, more) if more else 0
         if match is None:
-            items = [self._from_storage(res, obj) for obj in objects] if res.convert else objects
+            items = [await self._from_storage(res, obj) for obj in objects] if res.convert else objects
             last_key = objects[-1] if objects else {}
         else:
             items = []
@@ -246,7 +269,7 @@ class APIService:
                 if limit and len(items) >= limit:
                     remaining += 1
                     continue
-                items.append(self._from_storage(res, obj) if res.convert else obj)
+                items.append(await self._from_storage(res, obj) if res.convert else obj)
                 last_key = obj
         list_meta: Obj = {"resourceVersion": str(list_rev or rev)}
         if limit and remaining:
@@ -303,7 +326,7 @@ class APIService:
         try:
             await self.admit_request(False, "CREATE", res, obj, None, "", dry_run)
             self._validate(res, obj, None)
-            await self.admit_request(True, "CREATE", res, obj, None, "", dry_run)
+            await self.admit_request(True, "CREATE", res, obj, None, "", dry_run, warnings)
             obj["metadata"].pop("managedFields", None)
             self._managed_fields(res, None, obj, field_manager, "Update")
             if dry_run:
@@ -311,14 +334,14 @@ class APIService:
                 return obj
             try:
                 stored = await self.store.create(self._key(res, obj["metadata"].get("namespace"), obj["metadata"]["name"]),
-                                                 self._to_storage(res, obj))
+                                                 await self._to_storage(res, obj))
             except KeyExistsError:
                 raise errors.new_already_exists(res.plural, res.group, obj["metadata"]["name"]) from None
         except BaseException:
             self._release(res, obj, None)
             raise
         self._committed(res, stored, None)
-        return self._from_storage(res, stored)
+        return await self._from_storage(res, stored)
 
     # ------------------------------------------------------------------ update
     async def update(self, res: Resource, namespace: str | None, name: str, body: Obj, *, subresource: str = "",
@@ -332,7 +355,7 @@ class APIService:
         old = await self.store.get(self._key(res, namespace, name))
         if old is None:
             raise errors.new_not_found(res.plural, res.group, name)
-        old = self._from_storage(res, old)
+        old = await self._from_storage(res, old)
         if expected and expected != old["metadata"].get("resourceVersion"):
             raise errors.new_conflict(res.plural, res.group, name, _CONFLICT_DETAIL)
         return await self._write_update(res, old, dict(body), subresource, dry_run, field_manager, "Update")
@@ -366,6 +389,10 @@ class APIService:
             finalizers = (new.get("spec") or {}).get("finalizers") or []
             new = meta.deep_copy(old)
             new.setdefault("spec", {})["finalizers"] = list(finalizers)
+        elif subresource == "ephemeralcontainers":
+            from kubelite.apiserver import pod_subresources
+
+            new = pod_subresources.ephemeral_containers_update(new, old)
         elif subresource in ("status", "approval"):
             # upstream's status strategies: status and metadata may change, the rest stays as it was
             # (custom resources keep their metadata too; a Deployment keeps its labels)
@@ -407,7 +434,14 @@ class APIService:
         try:
             if subresource != "finalize":
                 await self.admit_request(False, "UPDATE", res, new, old, subresource, dry_run)
-            self._validate(res, new, old)
+            if subresource == "ephemeralcontainers":
+                from kubelite.apiserver import pod_subresources
+
+                fe = pod_subresources.validate_ephemeral_containers_update(new, old)
+                if fe:
+                    raise errors.new_invalid(res.kind, res.group, name, fe)
+            else:
+                self._validate(res, new, old)
             if subresource != "finalize":
                 await self.admit_request(True, "UPDATE", res, new, old, subresource, dry_run)
             if _without_volatile(new) == _without_volatile(old):
@@ -430,7 +464,7 @@ class APIService:
                 new["metadata"]["resourceVersion"] = deleted["metadata"]["resourceVersion"]
                 return new
             try:
-                stored = await self.store.update(self._key(res, om.get("namespace"), name), self._to_storage(res, new),
+                stored = await self.store.update(self._key(res, om.get("namespace"), name), await self._to_storage(res, new),
                                                  int(om["resourceVersion"]))
             except ConflictError:
                 raise errors.new_conflict(res.plural, res.group, name, _CONFLICT_DETAIL) from None
@@ -440,7 +474,7 @@ class APIService:
             self._release(res, new, old)
             raise
         self._committed(res, stored, old)
-        return self._from_storage(res, stored)
+        return await self._from_storage(res, stored)
 
     # ------------------------------------------------------------------ patch
     async def patch(self, res: Resource, namespace: str | None, name: str, content_type: str, body: bytes, *,
@@ -455,7 +489,7 @@ class APIService:
             if subresource == "scale":
                 if stored is None:
                     raise errors.new_not_found(res.plural, res.group, name)
-                scale = self._scale_of(res, self._from_storage(res, stored))
+                scale = self._scale_of(res, await self._from_storage(res, stored))
                 patched = patch.patch(scale, body, ctype, "io.k8s.api.autoscaling.v1.Scale")
                 try:
                     return await self._update_scale(res, namespace, name, patched, dry_run, field_manager)
@@ -468,6 +502,12 @@ class APIService:
                 self._check_type(res, applied)
                 if not field_manager:
                     raise errors.new_bad_request("PATCH request with apply content type requires fieldManager parameter")
+                if res.definition:
+                    from kubelite.api.structural import check_apply
+
+                    found = check_apply(res.definition, body, applied, namespace, name, field_validation or "Warn")
+                    if warnings is not None:
+                        warnings.extend(found)
                 if stored is None:
                     if subresource:
                         raise errors.new_not_found(res.plural, res.group, name)
@@ -478,7 +518,7 @@ class APIService:
                     if res.namespaced:
                         obj["metadata"].setdefault("namespace", namespace)
                     return await self._create_applied(res, namespace, obj, dry_run)
-                old = self._from_storage(res, stored)
+                old = await self._from_storage(res, stored)
                 applied = _check_unknown(res, applied, field_validation, warnings)
                 new = apply.server_side_apply(old, applied, field_manager, force, res.definition,
                                               res.group_version, meta.now_rfc3339())
@@ -486,7 +526,7 @@ class APIService:
             else:
                 if stored is None:
                     raise errors.new_not_found(res.plural, res.group, name)
-                old = self._from_storage(res, stored)
+                old = await self._from_storage(res, stored)
                 new = patch.patch(old, body, ctype, res.definition)
                 new = _check_unknown(res, new, field_validation, warnings)
                 expected = (new.get("metadata") or {}).get("resourceVersion")
@@ -512,8 +552,8 @@ class APIService:
         fixed["metadata"] = dict(created["metadata"])
         fixed["metadata"]["managedFields"] = managed
         stored = await self.store.update(self._key(res, fixed["metadata"].get("namespace"), fixed["metadata"]["name"]),
-                                         self._to_storage(res, fixed), int(created["metadata"]["resourceVersion"]))
-        return self._from_storage(res, stored)
+                                         await self._to_storage(res, fixed), int(created["metadata"]["resourceVersion"]))
+        return await self._from_storage(res, stored)
 
     # ------------------------------------------------------------------ delete
     async def delete(self, res: Resource, namespace: str | None, name: str, options: Obj | None = None, *,
@@ -525,7 +565,7 @@ class APIService:
             stored = await self.store.get(self._key(res, namespace, name))
             if stored is None:
                 raise errors.new_not_found(res.plural, res.group, name)
-            old = self._from_storage(res, stored)
+            old = await self._from_storage(res, stored)
             fin.check_preconditions(res, old, options)
             await self.admit_request(False, "DELETE", res, None, old, "", dry_run)
             await self.admit_request(True, "DELETE", res, None, old, "", dry_run)
@@ -539,10 +579,10 @@ class APIService:
                     return out
                 if new is None:  # already being deleted, nothing to change
                     return old
-                stored = await self.store.update(self._key(res, namespace, name), self._to_storage(res, new),
+                stored = await self.store.update(self._key(res, namespace, name), await self._to_storage(res, new),
                                                  int(old["metadata"]["resourceVersion"]))
                 self._committed(res, stored, old)  # e.g. a CRD's cleanup starts with its deletionTimestamp
-                return self._from_storage(res, stored)
+                return await self._from_storage(res, stored)
             except ConflictError:
                 continue
             except KeyNotFoundError:
@@ -552,7 +592,7 @@ class APIService:
     async def _delete_now(self, res: Resource, obj: Obj, expected: int) -> Obj:
         m = obj["metadata"]
         deleted = await self.store.delete(self._key(res, m.get("namespace"), m["name"]), expected)
-        return self._from_storage(res, deleted)
+        return await self._from_storage(res, deleted)
 
     async def delete_collection(self, res: Resource, namespace: str | None, options: Obj | None = None, *,
                                 label_selector: str = "", field_selector: str = "", dry_run: bool = False) -> Obj:
@@ -603,7 +643,7 @@ class APIService:
             stored = await self.store.get(self._key(res, namespace, name))
             if stored is None:
                 raise errors.new_not_found(res.plural, res.group, name)
-            old = self._from_storage(res, stored)
+            old = await self._from_storage(res, stored)
             if expected and expected != old["metadata"]["resourceVersion"]:
                 raise errors.new_conflict(res.plural, res.group, name, _CONFLICT_DETAIL)
             new = meta.deep_copy(old)
@@ -665,7 +705,7 @@ class APIService:
             if initial:
                 for obj in current:
                     if match is None or match(obj):
-                        yield "ADDED", self._from_storage(res, obj)
+                        yield "ADDED", await self._from_storage(res, obj)
                 if send_initial_events and allow_bookmarks:
                     yield "BOOKMARK", self._bookmark(res, start_rev, initial_end=True)
             last_rev = start_rev
@@ -690,13 +730,13 @@ class APIService:
                 last_rev = ev.revision
                 obj = ev.object
                 if match is None:
-                    yield ev.type, self._from_storage(res, obj)
+                    yield ev.type, await self._from_storage(res, obj)
                     continue
                 k = obj["metadata"].get("namespace", "") + "/" + obj["metadata"]["name"]
                 if ev.type == "DELETED":
                     matching.discard(k)
                     if match(obj):
-                        yield "DELETED", self._from_storage(res, obj)
+                        yield "DELETED", await self._from_storage(res, obj)
                     continue
                 # did the object match before this change? (from the event's previous state if known)
                 # (a creation matched nothing before, even when the object is in the list we started from)
@@ -707,11 +747,11 @@ class APIService:
                 else:
                     matching.discard(k)
                 if now and was:
-                    yield "MODIFIED", self._from_storage(res, obj)
+                    yield "MODIFIED", await self._from_storage(res, obj)
                 elif now:
-                    yield "ADDED", self._from_storage(res, obj)
+                    yield "ADDED", await self._from_storage(res, obj)
                 elif was:
-                    yield "DELETED", self._from_storage(res, obj)
+                    yield "DELETED", await self._from_storage(res, obj)
         finally:
             w.close()
 

@@ -69,7 +69,8 @@ class ClusterDNS:
         self.resolver = KubernetesResolver(self.records, config.cluster_domain, self.settings.ttl,
                                            self.settings.pods_mode, config.cluster_dns)
         self.forwarder = Forwarder([])
-        self.server = DNSServer(self.resolver, self.forwarder, lambda: self.records.generation)
+        self.server = DNSServer(self.resolver, self.forwarder, lambda: self.records.generation,
+                                self.records.take_changes)
         self.corefile = self.factory.informer("", "v1", "configmaps", field_selector="metadata.name=coredns")
         self.corefile.add_handler(self._corefile_changed, lambda _old, new: self._corefile_changed(new))
         self._ensure_task: asyncio.Task | None = None

@@ -2,7 +2,9 @@
 
 As CoreDNS's kubernetes plugin keeps informer caches and indexes (service by name, by cluster IP,
 endpoints by IP), so a query never waits on the API server. Every change bumps `generation`, which
-the server's answer cache compares against; `modified` is the SOA serial.
+the server's answer cache compares against, and records what it touched (`take_changes`: the
+service `("svc", ns, name)` and the addresses `("ip", ip)` whose answers may differ now), so the
+cache drops only those answers; `modified` is the SOA serial.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from kubelite.client.informer import SharedInformerFactory
 
 Obj = dict[str, Any]
+ChangeKey = tuple[str, ...]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -62,6 +65,7 @@ class ClusterRecords:
         self.pods_affect_answers = False  # only with `pods verified`
         self.generation = 0
         self.modified = int(time.time())
+        self._changes: set[ChangeKey] | None = set()  # None: anything may have changed
         self._by_cluster_ip: dict[str, tuple[str, str]] = {}
         self._slices: dict[tuple[str, str], dict[str, list[Endpoint]]] = {}
         self._endpoints: dict[tuple[str, str], list[Endpoint]] = {}
@@ -79,9 +83,24 @@ class ClusterRecords:
     def synced(self) -> bool:
         return self.services.has_synced and self.slices.has_synced and (self.pods is None or self.pods.has_synced)
 
-    def _changed(self) -> None:
+    def _changed(self, *keys: ChangeKey) -> None:
+        """Record a change; no keys means one that may affect any answer."""
         self.generation += 1
         self.modified = int(time.time())
+        if self._changes is not None:
+            if keys:
+                self._changes.update(keys)
+            else:
+                self._changes = None
+
+    def take_changes(self) -> set[ChangeKey] | None:
+        """What changed since the last call (None: anything may have)."""
+        changes, self._changes = self._changes, set()
+        return changes
+
+    @staticmethod
+    def _ip_keys(spec: Obj) -> list[ChangeKey]:
+        return [("ip", ip) for ip in spec.get("clusterIPs") or [spec.get("clusterIP") or ""] if ip and ip != "None"]
 
     # ---------------------------------------------------------------- services
     def _svc_add(self, svc: Obj) -> None:
@@ -89,7 +108,7 @@ class ClusterRecords:
         for ip in spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []):
             if ip and ip != "None":
                 self._by_cluster_ip[ip] = (m.get("namespace", ""), m["name"])
-        self._changed()
+        self._changed(("svc", m.get("namespace", ""), m["name"]), *self._ip_keys(spec))
 
     def _svc_del(self, svc: Obj) -> None:
         key = (svc["metadata"].get("namespace", ""), svc["metadata"]["name"])
@@ -97,7 +116,7 @@ class ClusterRecords:
         for ip in spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []):
             if self._by_cluster_ip.get(ip) == key:
                 del self._by_cluster_ip[ip]
-        self._changed()
+        self._changed(("svc", *key), *self._ip_keys(spec))
 
     def service(self, namespace: str, name: str) -> Obj | None:
         return self.services.store.get(namespace, name)
@@ -128,7 +147,9 @@ class ClusterRecords:
         self._reindex(key)
 
     def _reindex(self, key: tuple[str, str]) -> None:
+        touched: set[ChangeKey] = {("svc", *key)}
         for ep in self._endpoints.pop(key, []):
+            touched.add(("ip", ep.ip))
             names = self._by_endpoint_ip.get(ep.ip)
             if names is not None:
                 names.discard((key[0], key[1], ep.hostname))
@@ -139,7 +160,8 @@ class ClusterRecords:
             self._endpoints[key] = eps
         for ep in eps:
             self._by_endpoint_ip.setdefault(ep.ip, set()).add((key[0], key[1], ep.hostname))
-        self._changed()
+            touched.add(("ip", ep.ip))
+        self._changed(*touched)
 
     def endpoints(self, namespace: str, name: str) -> list[Endpoint]:
         return self._endpoints.get((namespace, name), [])

@@ -35,6 +35,9 @@ class Answer:
     forward: bool = False  # not ours: ask the upstream resolvers
     chase: str | None = None  # a CNAME target outside the zone, to resolve upstream and append
     cacheable: bool = True
+    # what the answer was computed from (records' change keys), for the server's memo to drop it
+    # when one of them changes; None: anything (the SOA's serial, pods)
+    deps: set[tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,10 @@ class KubernetesResolver:
             return Answer(forward=True)
         if not self.records.synced:
             return Answer(rcode=RCODE.SERVFAIL, cacheable=False)  # as CoreDNS before its caches sync
-        ans = Answer()
+        ans = Answer(deps=set())
         try:
             if name == self.zone:
+                ans.deps = None  # the SOA's serial is the last change
                 self._apex(qname, qtype, ans)
             elif name == "ns.dns." + self.zone:
                 if qtype == QTYPE.A and self.dns_ip:
@@ -168,7 +172,8 @@ class KubernetesResolver:
             targets += [f"{host}.{s}.{ns}.svc.{self.zone}" for ns, s, host in self.records.endpoint_names(ip)]
         if not targets:
             return Answer(forward=True)  # fallthrough in-addr.arpa ip6.arpa
-        return Answer(answers=[RR(qname, QTYPE.PTR, rdata=PTR(t), ttl=self.ttl) for t in targets])
+        return Answer(answers=[RR(qname, QTYPE.PTR, rdata=PTR(t), ttl=self.ttl) for t in targets],
+                      deps={("ip", ip)})
 
     # ---------------------------------------------------------------- zone records
     def _parse(self, name: str) -> _Request:
@@ -245,8 +250,19 @@ class KubernetesResolver:
             raise _NameError
         return [_Record(ip, 0, f"{name}.{r.namespace}.pod.{self.zone}")]
 
+    def _depend(self, r: _Request, ans: Answer) -> None:
+        """Note what the answer for a parsed name depends on."""
+        if ans.deps is None:
+            return
+        if r.pod_or_svc == "svc" and r.service:
+            ans.deps.add(("svc", r.namespace, r.service))
+        elif r.pod_or_svc == "pod" and self.pods_mode == "verified":
+            ans.deps = None
+
     def _records(self, qname: str, name: str, qtype: int, ans: Answer) -> None:
-        found = self._find(self._parse(name))
+        r = self._parse(name)
+        self._depend(r, ans)
+        found = self._find(r)
         ttl = self.ttl
         if qtype in (QTYPE.A, QTYPE.AAAA):
             self._address_records(qname, qtype, found, ans, depth=0)
@@ -282,7 +298,9 @@ class KubernetesResolver:
                 target = rec.host.lower()
                 if target.endswith("." + self.zone) and depth < 7:
                     try:
-                        self._address_records(rec.host, qtype, self._find(self._parse(target)), ans, depth + 1)
+                        r = self._parse(target)
+                        self._depend(r, ans)
+                        self._address_records(rec.host, qtype, self._find(r), ans, depth + 1)
                     except _NameError:
                         pass
                 elif not target.endswith("." + self.zone):

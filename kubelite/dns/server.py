@@ -1,9 +1,11 @@
 """The asyncio DNS server: UDP and TCP on one address, cluster answers from memory, others forwarded.
 
 Cluster-zone answers are computed synchronously from the watch-fed cache (no I/O), and packed
-answers are memoised by the query's bytes after its ID until the cluster state changes (the
-records' generation), so a repeated query costs one dict lookup. Only forwarding and CNAME chasing
-go async. UDP answers larger than the client's buffer (512, or its EDNS size) come back truncated
+answers are memoised by the query's bytes after its ID, so a repeated query costs one dict lookup.
+A change in the cluster (the records' generation moves) drops only the answers computed from what
+changed (a service, an address: `Answer.deps`), so in a busy cluster, where some EndpointSlice
+changes every few milliseconds, the memo keeps answering the rest. Only forwarding and CNAME
+chasing go async. UDP answers larger than the client's buffer (512, or its EDNS size) come back truncated
 (TC) so the client retries over TCP.
 
 A query that misses the memo is read and answered without dnslib's object model when it is an
@@ -27,6 +29,8 @@ from kubelite.dns.forward import Forwarder
 from kubelite.dns.resolver import Answer, KubernetesResolver
 
 log = logging.getLogger(__name__)
+
+DepKey = tuple[str, ...]
 
 CACHE_MAX = 50_000
 EDNS_SIZE = 1232
@@ -87,12 +91,18 @@ def _header_only(data: bytes, rcode: int) -> bytes | None:
 
 
 class DNSServer:
-    def __init__(self, resolver: KubernetesResolver, forwarder: Forwarder, generation: Callable[[], int]):
+    def __init__(self, resolver: KubernetesResolver, forwarder: Forwarder, generation: Callable[[], int],
+                 changes: Callable[[], set[DepKey] | None] | None = None):
+        """`changes` says what changed since it was last called (None: anything); without it, any
+        change of `generation` empties the memo."""
         self.resolver = resolver
         self.forwarder = forwarder
         self._generation = generation
+        self._changes = changes
         self._cache_gen = -1
         self._cache: dict[bool, dict[bytes, bytes]] = {False: {}, True: {}}
+        self._by_dep: dict[DepKey, set[tuple[bool, bytes]]] = {}  # change key -> memo entries built from it
+        self._anything: set[tuple[bool, bytes]] = set()  # entries that depend on any change
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -136,13 +146,37 @@ class DNSServer:
     def invalidate(self) -> None:
         self._cache[False].clear()
         self._cache[True].clear()
+        self._by_dep.clear()
+        self._anything.clear()
+
+    def _forget(self, changed: set[DepKey] | None) -> None:
+        """Drop the memoised answers that `changed` may affect."""
+        if changed is None:
+            self.invalidate()
+            return
+        for entries in (self._anything, *(self._by_dep.pop(k, ()) for k in changed)):
+            for tcp, key in entries:
+                self._cache[tcp].pop(key, None)
+        self._anything.clear()
+
+    def _remember(self, tcp: bool, key: bytes, out: bytes, deps: set[DepKey] | None) -> None:
+        cache = self._cache[tcp]
+        if len(cache) >= CACHE_MAX:
+            self.invalidate()
+        cache[key] = out
+        if deps is None:
+            self._anything.add((tcp, key))
+        else:
+            for d in deps:
+                self._by_dep.setdefault(d, set()).add((tcp, key))
 
     # ---------------------------------------------------------------- query handling
     def answer_now(self, data: bytes, tcp: bool) -> bytes | DNSRecord | None:
         """The packed answer if it needs no I/O; else the parsed request for `answer_later`; None to drop."""
         gen = self._generation()
         if gen != self._cache_gen:
-            self.invalidate()
+            changed = self._changes() if self._changes is not None else None
+            self._forget(changed if self._cache_gen >= 0 else None)
             self._cache_gen = gen
         cache = self._cache[tcp]
         hit = cache.get(data[2:])
@@ -155,9 +189,7 @@ class DNSServer:
             if not (ans.forward or ans.chase):
                 out = self._pack_plain(data, qname, qtype, qend, udp, ans, tcp)
                 if ans.cacheable:
-                    if len(cache) >= CACHE_MAX:
-                        cache.clear()
-                    cache[data[2:]] = out[2:]
+                    self._remember(tcp, data[2:], out[2:], ans.deps)
                 return out
         try:
             request = DNSRecord.parse(data)
@@ -175,9 +207,7 @@ class DNSServer:
             return request
         out = self._pack(request, ans, tcp)
         if ans.cacheable:
-            if len(cache) >= CACHE_MAX:
-                cache.clear()
-            cache[data[2:]] = out[2:]
+            self._remember(tcp, data[2:], out[2:], ans.deps)
         return out
 
     async def answer_later(self, data: bytes, request: DNSRecord, tcp: bool) -> bytes:

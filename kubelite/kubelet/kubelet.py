@@ -90,7 +90,9 @@ class Kubelet:
         self.runtime = RuntimeClient(endpoint)
         version = await self.runtime.version(timeout=10)
         runtime_version = f"{version.runtime_name}://{version.runtime_version}"
-        await self._ensure_pause_image(endpoint)
+        # imported beside the node's registration (a fresh node has none): pods' sandboxes wait for it
+        pause = asyncio.get_running_loop().create_task(self._ensure_pause_image(endpoint), name="kubelet-pause-image")
+        self._tasks.append(pause)
 
         cert, key = ensure_serving_cert(cfg.tls_dir, os.path.join(cfg.root_dir, "tls"), cfg.node_name,
                                         [self.node_ip])
@@ -114,9 +116,10 @@ class Kubelet:
 
         self.syncer = PodSyncer(client=self.client, runtime=self.runtime, config=cfg, recorder=self.recorder,
                                 images=ImageManager(self.runtime, self.recorder),
-                                volumes=VolumeManager(self.client, cfg.pods_dir), probes=self.probes,
+                                volumes=VolumeManager(self.client, cfg.pods_dir, cfg.cluster_domain), probes=self.probes,
                                 node_ip=self.node_ip, runtime_name=version.runtime_name, allocatable=capacity,
                                 memory_capacity=int(parse_quantity(capacity["memory"])), services=services)
+        self.syncer.sandbox_image_ready = pause
         self.pod_informer.add_handler(on_add=self._on_pod, on_update=self._on_pod_update,
                                       on_delete=self._on_pod_deleted)
         await self.factory.start()
@@ -144,7 +147,14 @@ class Kubelet:
             await self.containerd.stop()
 
     async def _ensure_pause_image(self, endpoint: str) -> None:
-        """The sandbox image must be on the node (no registry): build kubelite's own if missing."""
+        """The sandbox image must be on the node (no registry): build kubelite's own if missing. Never
+        raises: a failure is logged, and sandboxes then fail as containerd reports."""
+        try:
+            await self._import_pause_image(endpoint)
+        except Exception:
+            log.exception("importing the sandbox image %s failed", self.config.pause_image)
+
+    async def _import_pause_image(self, endpoint: str) -> None:
         cfg = self.config
         if await self.runtime.image_status(cfg.pause_image) is not None:
             return

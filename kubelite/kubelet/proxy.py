@@ -15,6 +15,7 @@ frames to the kubelet's WebSocket, which relays them to containerd's streaming s
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -95,7 +96,8 @@ def _container_name(pod: dict, requested: str, what: str = "") -> str:
 
 def _status_of(pod: dict, container: str) -> dict | None:
     st = pod.get("status") or {}
-    for s in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
+    for s in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []) + \
+            (st.get("ephemeralContainerStatuses") or []):
         if s.get("name") == container:
             return s
     return None
@@ -189,6 +191,9 @@ async def pod_log(service: Any, request: web.Request, namespace: str, name: str)
             if upstream.status == 404:
                 raise errors.StatusError(404, "NotFound", text)
             raise errors.StatusError(upstream.status, "InternalError", text)
+        ws = web.WebSocketResponse(protocols=LOG_WS_PROTOCOLS, max_msg_size=0)
+        if ws.can_prepare(request).ok:
+            return await _log_websocket(request, ws, upstream)
         resp = web.StreamResponse(headers={"Content-Type": "text/plain", "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -202,6 +207,29 @@ async def pod_log(service: Any, request: web.Request, namespace: str, name: str)
     finally:
         upstream.release()
         await session.close()
+
+
+LOG_WS_PROTOCOLS = ("binary.k8s.io", "base64.binary.k8s.io")
+
+
+async def _log_websocket(request: web.Request, ws: web.WebSocketResponse,
+                         upstream: aiohttp.ClientResponse) -> web.WebSocketResponse:
+    """A log read over a WebSocket, as upstream's StreamObject does with wsstream.NewReader: each
+    chunk is one binary message, or base64 text under base64.binary.k8s.io; the end closes it."""
+    await ws.prepare(request)
+    b64 = ws.ws_protocol == "base64.binary.k8s.io"
+    try:
+        async for chunk in upstream.content.iter_any():
+            if ws.closed:
+                break
+            if b64:
+                await ws.send_str(base64.b64encode(chunk).decode())
+            else:
+                await ws.send_bytes(chunk)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    await ws.close()
+    return ws
 
 
 async def pod_exec(service: Any, request: web.Request, namespace: str, name: str) -> web.StreamResponse:

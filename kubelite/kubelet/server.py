@@ -10,6 +10,7 @@ URL from CRI Exec/Attach over SPDY (kubelite/kubelet/remotecommand.py). Port-for
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import os
 import ssl
@@ -63,6 +64,7 @@ class KubeletServer:
         self.bind, self.port = bind, port
         self.cert, self.key, self.ca = cert, key, ca
         self._runner: web.AppRunner | None = None
+        self.log_root = "/var/log"
 
     async def start(self) -> int:
         app = web.Application()
@@ -72,6 +74,8 @@ class KubeletServer:
         app.router.add_route("*", "/attach/{namespace}/{pod}/{container}", self.attach)
         app.router.add_route("*", "/portForward/{namespace}/{pod}", self.port_forward)
         app.router.add_get("/pods", self.pods)
+        app.router.add_get("/logs", self.node_logs)
+        app.router.add_get("/logs/{path:.*}", self.node_logs)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.cert, self.key)
@@ -89,6 +93,24 @@ class KubeletServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def node_logs(self, request: web.Request) -> web.StreamResponse:
+        """The kubelet's /logs/: the node's /var/log served as a file server (a directory is an HTML
+        listing, as Go's http.FileServer writes it), which `nodes/NAME/proxy/logs/` reaches."""
+        if request.path == "/logs":
+            return web.Response(status=301, headers={"Location": "/logs/"})
+        root = os.path.realpath(self.log_root)
+        target = os.path.realpath(os.path.join(root, request.match_info.get("path", "")))
+        if target != root and not target.startswith(root + os.sep):
+            raise web.HTTPNotFound(text="404 page not found")
+        if os.path.isdir(target):
+            names = await asyncio.to_thread(_listing, target)
+            body = "<pre>\n" + "".join(f'<a href="{html.escape(n)}">{html.escape(n)}</a>\n' for n in names) + \
+                "</pre>\n"
+            return web.Response(text=body, content_type="text/html")
+        if not os.path.isfile(target):
+            raise web.HTTPNotFound(text="404 page not found")
+        return web.FileResponse(target)
 
     async def pods(self, request: web.Request) -> web.Response:
         return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {},
@@ -228,3 +250,10 @@ async def _relay_to(request: web.Request, runtime_url: str, *, stdin: bool, stdo
     await bridge(ws, runtime_url, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
     await ws.close()
     return ws
+
+
+def _listing(directory: str) -> list[str]:
+    out = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        out.append(entry.name + ("/" if entry.is_dir() else ""))
+    return out

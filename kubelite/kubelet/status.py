@@ -222,6 +222,15 @@ def pod_status(pod: dict, obs: Observed, ready_of, started_of) -> dict:
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     status["containerStatuses"] = statuses
+    ephemeral = []
+    for c in spec.get("ephemeralContainers") or []:
+        # never ready, never restarted: upstream reports only their state
+        st = container_status(c, obs.instances.get(c["name"], []), obs.waiting.get(c["name"]), obs, init=False,
+                              has_init_containers=False, ready=False, started=False)
+        st.pop("started", None)
+        ephemeral.append(st)
+    if ephemeral:
+        status["ephemeralContainerStatuses"] = ephemeral
     status["qosClass"] = old.get("qosClass") or _qos(spec)
     return status
 

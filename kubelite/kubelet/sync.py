@@ -32,7 +32,7 @@ L_POD_NAME = "io.kubernetes.pod.name"
 L_POD_NAMESPACE = "io.kubernetes.pod.namespace"
 L_POD_UID = "io.kubernetes.pod.uid"
 L_CONTAINER_NAME = "io.kubernetes.container.name"
-L_CONTAINER_TYPE = "io.kubernetes.container.type"  # kubelite: "init" or "app"
+L_CONTAINER_TYPE = "io.kubernetes.container.type"  # kubelite: "init", "app" or "ephemeral"
 A_HASH = "io.kubernetes.container.hash"
 A_RESTART_COUNT = "io.kubernetes.container.restartCount"
 A_TERMINATION_PATH = "io.kubernetes.container.terminationMessagePath"
@@ -96,6 +96,8 @@ class PodSyncer:
         self.backoff = Backoff(10.0, 300.0)
         self.waiting: dict[str, dict[str, tuple[str, str]]] = {}  # pod uid -> container -> (reason, message)
         self._last_status: dict[str, bytes] = {}
+        # set by the kubelet while it imports the sandbox image in the background: sandboxes wait for it
+        self.sandbox_image_ready: asyncio.Future | None = None
 
     # ---- runtime observation -------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class PodSyncer:
         ns_opts.pid = pb.NODE if spec.get("hostPID") else (pb.POD if spec.get("shareProcessNamespace") else pb.CONTAINER)
         ns_opts.ipc = pb.NODE if spec.get("hostIPC") else pb.POD
         for s in ((spec.get("securityContext") or {}).get("sysctls") or []):
-            cfg.linux.sysctls[s["name"]] = str(s.get("value", ""))
+            cfg.linux.sysctls[_dotted_sysctl(s["name"])] = str(s.get("value", ""))
         return cfg
 
     def _dns_config(self, pod: dict) -> pb.DNSConfig | None:
@@ -176,7 +178,7 @@ class PodSyncer:
             if s not in base.searches:
                 base.searches.append(s)
         for o in extra.get("options") or []:
-            opt = o.get("name", "") + (f":{o['value']}" if o.get("value") is not None else "")
+            opt = o.get("name", "") + (f":{o['value']}" if o.get("value") else "")  # an empty value: just the name
             base.options[:] = [x for x in base.options if x.split(":")[0] != o.get("name")] + [opt]
         return base
 
@@ -221,6 +223,14 @@ class PodSyncer:
         lsc.namespace_options.pid = pb.NODE if spec.get("hostPID") else (
             pb.POD if spec.get("shareProcessNamespace") else pb.CONTAINER)
         lsc.namespace_options.ipc = pb.NODE if spec.get("hostIPC") else pb.POD
+        target = c.get("targetContainerName") if kind == "ephemeral" else None
+        if target and not spec.get("hostPID") and not spec.get("shareProcessNamespace"):
+            # kubectl debug --target: the debugger sees the target container's processes
+            _, instances = await self._observe(meta["uid"])
+            running = [cs for cs in instances.get(target, []) if cs.state == pb.CONTAINER_RUNNING]
+            if running:
+                lsc.namespace_options.pid = pb.TARGET
+                lsc.namespace_options.target_id = running[0].id
         if sc.get("allowPrivilegeEscalation") is False:
             lsc.no_new_privs = True
         labels = {L_POD_NAME: meta["name"], L_POD_NAMESPACE: meta["namespace"], L_POD_UID: meta["uid"],
@@ -266,6 +276,12 @@ class PodSyncer:
             await self._write_status(pod, obs)
             return None
 
+        if not sandboxes and phase in (None, "", "Pending"):
+            why = forbidden_sysctl(spec)
+            if why is not None:
+                await self._reject(pod, "SysctlForbidden", why)
+                return None
+
         ready = next((s for s in sandboxes if s.state == pb.SANDBOX_READY), None)
         fresh_sandbox = False
         if ready is None:
@@ -276,6 +292,8 @@ class PodSyncer:
             await self._stop_all(pod, sandboxes, instances, MIN_GRACE, remove_sandboxes=True)
             attempt = (max(s.metadata.attempt for s in sandboxes) + 1) if sandboxes else 0
             cfg = self.sandbox_config(pod, attempt)
+            if self.sandbox_image_ready is not None:
+                await asyncio.shield(self.sandbox_image_ready)
             try:
                 sid = await self.runtime.run_pod_sandbox(cfg)
             except CRIError as e:
@@ -368,6 +386,12 @@ class PodSyncer:
                     continue
                 if await self._start(pod, c, inst, ctx, "app") is None:
                     next_sync = min(next_sync, 2.0)
+        for c in spec.get("ephemeralContainers") or []:
+            # started once, whatever the init containers do, and never restarted (upstream's
+            # EphemeralContainersToStart); a failed image pull or create is retried
+            if not instances.get(c["name"]):
+                if await self._start(pod, c, [], ctx, "ephemeral") is None:
+                    next_sync = min(next_sync, 2.0)
         self.probes.ensure(pod, running, pod_ips[0] if pod_ips else "")
         sandboxes, instances = await self._observe(uid)
         obs.instances = instances
@@ -377,6 +401,18 @@ class PodSyncer:
             await self._stop_all(pod, sandboxes, instances, MIN_GRACE)
             return None
         return next_sync
+
+    async def _reject(self, pod: dict, reason: str, message: str) -> None:
+        """The kubelet's rejectPod: the pod fails before anything runs, with the admit handler's reason."""
+        meta = pod["metadata"]
+        self.recorder.event(pod, "Warning", reason, message)
+        try:
+            await self.client.pods.patch(meta["name"], {"metadata": {"uid": meta["uid"]}, "status": {
+                "phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}"}},
+                "merge", meta["namespace"], subresource="status")
+        except StatusError as e:
+            if e.code not in (404, 409, 422):
+                raise
 
     def _completed(self, pod: dict, instances: dict[str, list[pb.ContainerStatus]]) -> bool:
         """The sandbox died after every container finished and none is to restart: no new sandbox."""
@@ -545,6 +581,7 @@ class PodSyncer:
                         grace: int, remove_sandboxes: bool = False) -> None:
         specs = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or []}
         specs.update({c["name"]: c for c in (pod.get("spec") or {}).get("initContainers") or []})
+        specs.update({c["name"]: c for c in (pod.get("spec") or {}).get("ephemeralContainers") or []})
         kills = [self._kill(pod, specs.get(name), cs.id, grace)
                  for name, inst in instances.items() for cs in inst if cs.state == pb.CONTAINER_RUNNING]
         await asyncio.gather(*kills)
@@ -642,6 +679,31 @@ class PodSyncer:
                 raise
             log.debug("status of %s/%s not written: %s", meta["namespace"], meta["name"], e.message)
         return status
+
+
+# the kubelet's default safe sysctls (pkg/kubelet/sysctl/safe_sysctls.go, 1.32): namespaced and
+# isolated from the node and other pods; anything else needs --allowed-unsafe-sysctls
+SAFE_SYSCTLS = frozenset((
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start", "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"))
+
+
+def _dotted_sysctl(name: str) -> str:
+    """ConvertSysctlVariableToDotsSeparator: `kernel/shm_rmid_forced` and `net/ipv4/conf/eth0.100/x`
+    become the dotted form the runtime expects (a dot inside a slash-separated segment becomes a slash)."""
+    if "/" not in name:
+        return name
+    return ".".join(seg.replace(".", "/") for seg in name.split("/"))
+
+
+def forbidden_sysctl(spec: dict) -> str | None:
+    """The sysctl admit handler's message for the first sysctl not allowlisted, or None."""
+    for s in ((spec.get("securityContext") or {}).get("sysctls") or []):
+        if _dotted_sysctl(s.get("name") or "") not in SAFE_SYSCTLS:
+            return f'forbidden sysctl: "{s.get("name")}" not allowlisted'
+    return None
 
 
 def _same_status(old: dict, new: dict) -> bool:

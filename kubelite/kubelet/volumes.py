@@ -134,9 +134,10 @@ def _downward_files(items: list[dict], pod: dict, host_ip: str, pod_ips: list[st
 
 
 class VolumeManager:
-    def __init__(self, client: Any, pods_dir: str):
+    def __init__(self, client: Any, pods_dir: str, cluster_domain: str = "cluster.local"):
         self.client = client
         self.pods_dir = pods_dir
+        self.cluster_domain = cluster_domain
 
     def pod_dir(self, uid: str) -> str:
         return os.path.join(self.pods_dir, uid)
@@ -292,7 +293,7 @@ class VolumeManager:
                  "fe00::2\tip6-allrouters"]
         if pod_ip:
             if spec.get("subdomain"):
-                fqdn = f"{hostname}.{spec['subdomain']}.{meta.get('namespace')}.svc.cluster.local"
+                fqdn = f"{hostname}.{spec['subdomain']}.{meta.get('namespace')}.svc.{self.cluster_domain}"
                 lines.append(f"{pod_ip}\t{fqdn}\t{hostname}")
             else:
                 lines.append(f"{pod_ip}\t{hostname}")

@@ -1,7 +1,8 @@
 """admissionregistration.k8s.io/v1: webhook configurations and ValidatingAdmissionPolicy(Binding).
 
-Stored with upstream's defaults, essential validation and `kubectl get` columns. kubelite does not call
-webhooks nor evaluate CEL policies yet: the objects are accepted and served as upstream serves them.
+Stored with upstream's defaults, essential validation and `kubectl get` columns. CEL expressions
+(matchConditions, validations, variables) are compiled on write, so a bad one is refused as upstream
+refuses it (`compilation failed: ...`); the admission plugins in kubelite/apiserver/admission/ run them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,43 @@ REINVOCATION = ["IfNeeded", "Never"]
 REVIEW_VERSIONS = ["v1", "v1beta1"]
 SCOPES = ["*", "Cluster", "Namespaced"]
 VALIDATION_ACTIONS = ["Audit", "Deny", "Warn"]
+MAX_MATCH_CONDITIONS = 64
+
+
+def _validate_cel(expression, path: str, declared) -> list[FieldError]:
+    """Compile `expression` as the admission plugins will; its error is upstream's field detail."""
+    from kubelite.apiserver.admission import cel
+
+    if not expression:
+        return [ferr.required(path, "")]
+    try:
+        cel.compile_expression(str(expression), declared)
+    except cel.CompileError as e:
+        return [ferr.invalid(path, expression, str(e))]
+    return []
+
+
+def validate_match_conditions(conditions, path: str, declared) -> list[FieldError]:
+    """ValidateMatchConditions: named (qualified names, unique), at most 64, each compiling."""
+    errs: list[FieldError] = []
+    if not conditions:
+        return errs
+    if len(conditions) > MAX_MATCH_CONDITIONS:
+        errs.append(ferr.too_many(path, len(conditions), MAX_MATCH_CONDITIONS))
+    seen: set[str] = set()
+    for i, c in enumerate(conditions):
+        c = c if isinstance(c, dict) else {}
+        p = f"{path}[{i}]"
+        name = c.get("name") or ""
+        if not name:
+            errs.append(ferr.required(f"{p}.name", ""))
+        else:
+            errs.extend(ferr.invalid(f"{p}.name", name, m) for m in common.qualified_name(name))
+            if name in seen:
+                errs.append(ferr.duplicate(f"{p}.name", name))
+            seen.add(name)
+        errs.extend(_validate_cel(c.get("expression"), f"{p}.expression", declared))
+    return errs
 
 
 def _default_rules(rules: list) -> None:
@@ -93,6 +131,9 @@ def _validate_webhook(w: Obj, path: str, mutating: bool) -> list[FieldError]:
             errs.append(ferr.not_supported(f"{path}.rules[{i}].scope", scope, SCOPES))
     errs.extend(common.validate_label_selector(w.get("namespaceSelector"), f"{path}.namespaceSelector"))
     errs.extend(common.validate_label_selector(w.get("objectSelector"), f"{path}.objectSelector"))
+    from kubelite.apiserver.admission.cel import WEBHOOK_VARS
+
+    errs.extend(validate_match_conditions(w.get("matchConditions"), f"{path}.matchConditions", WEBHOOK_VARS))
     return errs
 
 
@@ -145,9 +186,24 @@ def validate_policy(obj: Obj) -> list[FieldError]:
         errs.append(ferr.required("spec.matchConstraints", ""))
     elif not (spec["matchConstraints"].get("resourceRules")):
         errs.append(ferr.required("spec.matchConstraints.resourceRules", ""))
+    from kubelite.apiserver.admission.cel import POLICY_VARS
+
+    for i, v in enumerate(spec.get("variables") or []):
+        v = v if isinstance(v, dict) else {}
+        if not v.get("name"):
+            errs.append(ferr.required(f"spec.variables[{i}].name", ""))
+        errs.extend(_validate_cel(v.get("expression"), f"spec.variables[{i}].expression", POLICY_VARS))
     for i, v in enumerate(spec.get("validations") or []):
-        if not (v or {}).get("expression"):
-            errs.append(ferr.required(f"spec.validations[{i}].expression", ""))
+        v = v if isinstance(v, dict) else {}
+        errs.extend(_validate_cel(v.get("expression"), f"spec.validations[{i}].expression", POLICY_VARS))
+        if v.get("messageExpression"):
+            errs.extend(_validate_cel(v["messageExpression"], f"spec.validations[{i}].messageExpression",
+                                      POLICY_VARS))
+    for i, a in enumerate(spec.get("auditAnnotations") or []):
+        a = a if isinstance(a, dict) else {}
+        errs.extend(_validate_cel(a.get("valueExpression"), f"spec.auditAnnotations[{i}].valueExpression",
+                                  POLICY_VARS))
+    errs.extend(validate_match_conditions(spec.get("matchConditions"), "spec.matchConditions", POLICY_VARS))
     return errs
 
 

@@ -158,6 +158,27 @@ def validate_crd(obj: Obj) -> list[FieldError]:
     strategy = (spec.get("conversion") or {}).get("strategy")
     if strategy not in CONVERSION_STRATEGIES:
         errs.append(ferr.not_supported("spec.conversion.strategy", strategy, CONVERSION_STRATEGIES))
+    errs.extend(_validate_conversion_webhook(spec.get("conversion") or {}))
+    return errs
+
+
+def _validate_conversion_webhook(conversion: Obj) -> list[FieldError]:
+    """A Webhook strategy needs a webhook naming one of url/service and speaking ConversionReview v1 or v1beta1."""
+    webhook = conversion.get("webhook")
+    if conversion.get("strategy") != "Webhook":
+        if webhook is not None:
+            return [ferr.forbidden("spec.conversion.webhook", "should not be set when strategy is not set to Webhook")]
+        return []
+    if not webhook:
+        return [ferr.required("spec.conversion.webhook", "required when strategy is set to Webhook")]
+    errs: list[FieldError] = []
+    cc = webhook.get("clientConfig") or {}
+    if bool(cc.get("url")) == bool(cc.get("service")):
+        errs.append(ferr.required("spec.conversion.webhook.clientConfig", "exactly one of url or service is required"))
+    versions = webhook.get("conversionReviewVersions") or []
+    if not any(v in ("v1", "v1beta1") for v in versions):
+        errs.append(ferr.invalid("spec.conversion.webhook.conversionReviewVersions", list(versions),
+                                 "must include at least one of v1, v1beta1"))
     return errs
 
 

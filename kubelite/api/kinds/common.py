@@ -353,9 +353,10 @@ def validate_annotations(annotations: Any, path: str) -> list[FieldError]:
 STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
 
 
-def validate_finalizers(finalizers: Any, path: str) -> list[FieldError]:
+def validate_finalizers(finalizers: Any, path: str, kube_finalizers: bool = True) -> list[FieldError]:
     """ValidateFinalizers (qualified names; orphan with foregroundDeletion is an error) plus core's
-    validateKubeFinalizerName (an unprefixed name must be a standard finalizer)."""
+    validateKubeFinalizerName (an unprefixed name must be a standard finalizer), which custom resources,
+    validated by apimachinery's ObjectMeta rules only, skip (kube_finalizers=False)."""
     errs: list[FieldError] = []
     if not isinstance(finalizers, list):
         return errs
@@ -364,7 +365,7 @@ def validate_finalizers(finalizers: Any, path: str) -> list[FieldError]:
             errs.extend(ferr.invalid(path, f, m) for m in qualified_name(f))
     if "orphan" in finalizers and "foregroundDeletion" in finalizers:
         errs.append(ferr.invalid(path, finalizers, "finalizer orphan and foregroundDeletion cannot be both set"))
-    for i, f in enumerate(finalizers):
+    for i, f in enumerate(finalizers if kube_finalizers else ()):
         # a domain name (upstream's own customresourcecleanup.apiextensions.k8s.io) is qualified enough
         if isinstance(f, str) and "/" not in f and "." not in f and f not in STANDARD_FINALIZERS:
             errs.append(ferr.invalid(f"{path}[{i}]", f, "name is neither a standard finalizer name nor is it fully qualified"))
@@ -420,7 +421,7 @@ def validate_owner_references(refs: Any, path: str) -> list[FieldError]:
     return errs
 
 
-def validate_object_meta(obj: dict, namespaced: bool, name_rule: str) -> list[FieldError]:
+def validate_object_meta(obj: dict, namespaced: bool, name_rule: str, kube_finalizers: bool = True) -> list[FieldError]:
     """ValidateObjectMeta: name (or generateName), namespace presence, labels, annotations, finalizers."""
     meta = obj.get("metadata") or {}
     errs: list[FieldError] = []
@@ -448,7 +449,7 @@ def validate_object_meta(obj: dict, namespaced: bool, name_rule: str) -> list[Fi
     errs.extend(validate_labels(meta.get("labels"), "metadata.labels"))
     errs.extend(validate_annotations(meta.get("annotations"), "metadata.annotations"))
     errs.extend(validate_owner_references(meta.get("ownerReferences"), "metadata.ownerReferences"))
-    errs.extend(validate_finalizers(meta.get("finalizers"), "metadata.finalizers"))
+    errs.extend(validate_finalizers(meta.get("finalizers"), "metadata.finalizers", kube_finalizers))
     return errs
 
 

@@ -57,7 +57,8 @@ def pod_resource() -> Resource:
     return Resource(
         group="", version="v1", kind="Pod", plural="pods", namespaced=True,
         short_names=("po",), categories=("all",),
-        subresources=("status", "binding", "eviction", "log", "exec", "attach", "portforward", "proxy"),
+        subresources=("status", "binding", "eviction", "log", "exec", "attach", "portforward", "proxy",
+                      "ephemeralcontainers"),
         definition=definition_for_kind("", "v1", "Pod") or "",
         columns=_pod_columns(), row=pod.pod_row,
         default=pod.default_pod, validate=pod.validate_pod_create, validate_update=pod.validate_pod_update,

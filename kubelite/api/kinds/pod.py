@@ -1125,6 +1125,36 @@ def _validate_pod_security_context(sc: Any, path: str) -> list[FieldError]:
     return errs
 
 
+_SYSCTL_SEGMENT = r"[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+SYSCTL_NAME_REGEXP = rf"^({_SYSCTL_SEGMENT}[\./])*{_SYSCTL_SEGMENT}$"
+_SYSCTL_NAME = re.compile(SYSCTL_NAME_REGEXP)
+_HOST_NET_SYSCTL, _HOST_IPC_SYSCTL = ("net.",), ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
+
+
+def _validate_sysctls(spec: dict, path: str) -> list[FieldError]:
+    """validateSysctls: well-formed unique names, and none of the namespaced ones a host network or
+    host IPC namespace would make node-wide."""
+    errs: list[FieldError] = []
+    sc = spec.get("securityContext")
+    names: set[str] = set()
+    for i, s in enumerate((sc or {}).get("sysctls") or [] if isinstance(sc, dict) else []):
+        name = (s or {}).get("name") or ""
+        p = f"{path}[{i}].name"
+        if not name:
+            errs.append(ferr.required(p))
+        elif len(name) > 253 or not _SYSCTL_NAME.match(name):
+            errs.append(ferr.invalid(p, name, f"must have at most 253 characters and match regex {SYSCTL_NAME_REGEXP}"))
+        elif name in names:
+            errs.append(ferr.duplicate(p, name))
+        dotted = name.replace("/", ".")
+        if spec.get("hostNetwork") and dotted.startswith(_HOST_NET_SYSCTL):
+            errs.append(ferr.invalid(p, name, f'sysctl "{name}" not allowed with host net enabled'))
+        if spec.get("hostIPC") and dotted.startswith(_HOST_IPC_SYSCTL):
+            errs.append(ferr.invalid(p, name, f'sysctl "{name}" not allowed with host ipc enabled'))
+        names.add(name)
+    return errs
+
+
 def validate_pod_spec(spec: dict, path: str) -> list[FieldError]:
     """ValidatePodSpec (as for a pod template: pod-only checks live in validate_pod)."""
     errs: list[FieldError] = []
@@ -1157,6 +1187,7 @@ def validate_pod_spec(spec: dict, path: str) -> list[FieldError]:
         errs.append(ferr.not_supported(f"{path}.dnsPolicy", dp, _DNS_POLICIES))
     errs += common.validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
     errs += _validate_pod_security_context(spec.get("securityContext"), f"{path}.securityContext")
+    errs += _validate_sysctls(spec, f"{path}.securityContext.sysctls")
     for i, s in enumerate(spec.get("imagePullSecrets") or []):
         if isinstance(s, dict) and set(s) - {"name"}:
             errs.append(ferr.invalid(f"{path}.imagePullSecrets[{i}]", s, "only name may be set"))

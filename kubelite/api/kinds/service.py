@@ -62,7 +62,7 @@ def default_service(obj: dict) -> None:
         spec.pop("sessionAffinityConfig", None)
     if spec["sessionAffinity"] == "ClientIP":
         cfg = spec.get("sessionAffinityConfig") or {}
-        if not (cfg.get("clientIP") or {}).get("timeoutSeconds"):
+        if (cfg.get("clientIP") or {}).get("timeoutSeconds") is None:  # only nil: 0 is rejected, as upstream
             spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": DEFAULT_CLIENT_IP_AFFINITY_SECONDS}}
     if not spec.get("type"):
         spec["type"] = "ClusterIP"

@@ -126,6 +126,14 @@ def attachment_row(obj: Obj) -> list:
             spec.get("nodeName") or "", bool((obj.get("status") or {}).get("attached")), age_cell(obj)]
 
 
+def default_attachment(obj: Obj) -> None:
+    """VolumeAttachmentStatus is a struct whose `attached` is never omitted: a new attachment reads attached=false."""
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        status = obj["status"] = {}
+    status.setdefault("attached", False)
+
+
 def _update(validate):
     return lambda new, old: common.validate_object_meta_update(new, old) + validate(new)
 
@@ -176,5 +184,5 @@ def register(reg: Registry) -> None:
                  Column("Node", "string", description="The node that the volume should be attached to."),
                  Column("Attached", "boolean", description="Attached indicates the volume is successfully attached "
                         "to the node."), age_column()),
-        row=attachment_row, validate=validate_attachment, validate_update=validate_attachment_update,
+        row=attachment_row, default=default_attachment, validate=validate_attachment, validate_update=validate_attachment_update,
     ))

@@ -25,6 +25,7 @@ class AdmissionRequest:
     subresource: str = ""
     dry_run: bool = False
     user: Any = None  # auth.UserInfo of the caller; None for the control plane's own components
+    warnings: list[str] | None = None  # the response's Warning headers, where the request can carry them
 
 
 class AdmissionPlugin:
@@ -35,6 +36,9 @@ class AdmissionPlugin:
     async def start(self, service: APIService) -> None:
         """Called once the store is open (e.g. to rebuild allocation maps); overrides call super()."""
         self._service = service
+
+    async def stop(self) -> None:
+        """Called when the server stops: close what start() or the first request opened."""
 
     async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
         """Mutate or reject (raise StatusError) a CREATE or UPDATE about to be stored."""
@@ -58,6 +62,7 @@ def default_plugins(config: Any) -> list[AdmissionPlugin]:
     from kubelite.apiextensions.controller import CRDController
     from kubelite.apiserver.admission.limit_ranger import LimitRanger
     from kubelite.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
+    from kubelite.apiserver.admission.policy import ValidatingAdmissionPolicyPlugin
     from kubelite.apiserver.admission.priority import Priority
     from kubelite.apiserver.admission.resource_quota import ResourceQuotaAdmission
     from kubelite.apiserver.admission.runtime_class import RuntimeClassAdmission
@@ -75,6 +80,7 @@ def default_plugins(config: Any) -> list[AdmissionPlugin]:
         RuntimeClassAdmission(),
         DefaultStorageClass(), StorageObjectInUseProtection(),
         WebhookAdmission(mutating=True),  # upstream: MutatingAdmissionWebhook, then ...
+        ValidatingAdmissionPolicyPlugin(),  # ... ValidatingAdmissionPolicy, then ...
         WebhookAdmission(mutating=False),  # ... ValidatingAdmissionWebhook, just before ResourceQuota
         ResourceQuotaAdmission(),
         CRDController(),  # serves CustomResourceDefinitions: registers them as they are written

@@ -6,7 +6,8 @@ in-memory list). A webhook matches by its rules (operations, groups, versions, r
 AdmissionReview v1 over HTTPS (clientConfig.url, or a Service resolved to a ready endpoint, verified
 against caBundle) and answers allowed/denied, mutating ones with a base64 JSONPatch. Mutating webhooks
 run in configuration-name order, each seeing the previous one's result; validating ones run together
-after schema validation. Errors are worded as upstream's (`admission webhook "x" denied the request:
+after schema validation. matchConditions (CEL, see cel.py) decide last whether a matching webhook is
+called. Errors are worded as upstream's (`admission webhook "x" denied the request:
 ...`, `failed calling webhook "x": ...`); failurePolicy Ignore lets a broken webhook pass.
 """
 
@@ -15,17 +16,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import ssl
 import uuid
 from typing import Any
 
-import aiohttp
 import orjson
 
 from kubelite.api import errors
 from kubelite.api.registry import Resource
 from kubelite.api.selectors import selector_from_label_selector
-from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest
+from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest, cel
+from kubelite.apiserver.webhook_client import WebhookCallError, WebhookClient
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,12 @@ class WebhookAdmission(AdmissionPlugin):
 
     def __init__(self, mutating: bool):
         self.mutating = mutating
-        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._client: WebhookClient | None = None  # one pool of kept-alive connections per plugin
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     # ------------------------------------------------------------------ the plugin hooks
     async def mutate_request(self, op: str, res: Resource, obj: Obj | None, old: Obj | None,
@@ -86,7 +91,12 @@ class WebhookAdmission(AdmissionPlugin):
                     patched = apply_json_patch(obj, orjson.loads(base64.b64decode(patch)))
                 except (ValueError, errors.StatusError) as e:
                     raise errors.new_internal(f'failed calling webhook "{hook["name"]}": {e}') from None
-                # the mutated object is decoded again upstream: what the webhook left out is defaulted
+                # the mutated object is decoded again upstream: unknown fields are dropped (a custom
+                # resource's schema prunes), what the webhook left out is defaulted
+                if res.definition:
+                    from kubelite.api import structural
+
+                    patched = structural.prune(res.definition, patched)
                 res.default(patched)
                 obj.clear()
                 obj.update(patched)
@@ -144,56 +154,33 @@ class WebhookAdmission(AdmissionPlugin):
 
     # ------------------------------------------------------------------ calling
     def _request(self, op: str, res: Resource, obj: Obj | None, old: Obj | None, req: AdmissionRequest) -> Obj:
-        subresource, dry_run, user = req.subresource, req.dry_run, req.user
-        m = (obj or old or {}).get("metadata") or {}
-        gvk = {"group": res.group, "version": res.version, "kind": res.kind}
-        gvr = {"group": res.group, "version": res.version, "resource": res.plural}
-        req: Obj = {"uid": str(uuid.uuid4()), "kind": gvk, "resource": gvr, "requestKind": gvk,
-                    "requestResource": gvr, "name": m.get("name", ""), "operation": op,
-                    "userInfo": _user_info(user), "object": obj if op != "DELETE" else None,
-                    "oldObject": old if op in ("UPDATE", "DELETE") else None, "dryRun": dry_run,
-                    "options": {"apiVersion": "meta.k8s.io/v1",
-                                "kind": {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions",
-                                         "DELETE": "DeleteOptions"}.get(op, "CreateOptions")}}
-        if subresource:
-            req["subResource"] = req["requestSubResource"] = subresource
-        if res.namespaced and m.get("namespace"):
-            req["namespace"] = m["namespace"]
-        return req
+        return review_request(op, res, obj, old, req)
 
     async def _call(self, hook: Obj, op: str, res: Resource, obj: Obj | None, old: Obj | None,
                     req: AdmissionRequest) -> Obj | None:
         """The webhook's response when it allowed the request; None when a failure is ignored."""
         name = hook.get("name", "")
+        request = self._request(op, res, obj, old, req)
+        try:
+            if not _conditions_match(hook, request):
+                return None
+        except WebhookCallError as e:
+            if hook.get("failurePolicy", "Fail") == "Ignore":
+                return None
+            raise errors.new_internal(f'failed calling webhook "{name}": {e}') from None
         if req.dry_run and hook.get("sideEffects") not in ("None", "NoneOnDryRun"):
             raise errors.StatusError(400, "BadRequest", f'admission webhook "{name}" does not support dry run', {})
-        request = self._request(op, res, obj, old, req)
         timeout = int(hook.get("timeoutSeconds") or 10)
         try:
-            url, server_name = await self._url(hook.get("clientConfig") or {})
-            url += ("&" if "?" in url else "?") + f"timeout={timeout}s"
+            if self._client is None:
+                self._client = WebhookClient(self._service.store)
             body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
-            ctx = self._ssl(str((hook.get("clientConfig") or {}).get("caBundle") or ""))
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-                try:
-                    async with session.post(url, data=orjson.dumps(body), ssl=ctx, server_hostname=server_name,
-                                            headers={"Content-Type": "application/json",
-                                                     "Accept": "application/json"}) as r:
-                        raw = await r.read()
-                        if r.status != 200:
-                            raise _CallError(f'failed to call webhook: Post "{url}": the server responded '
-                                             f"with the status code {r.status}")
-                except TimeoutError:
-                    raise _CallError(f'failed to call webhook: Post "{url}": context deadline exceeded') from None
-                except aiohttp.ClientError as e:
-                    raise _CallError(f'failed to call webhook: Post "{url}": {e}') from None
-            try:
-                response = orjson.loads(raw).get("response") or {}
-            except (orjson.JSONDecodeError, AttributeError):
-                raise _CallError("received invalid webhook response") from None
+            response = (await self._client.post(hook.get("clientConfig") or {}, body, timeout)).get("response")
+            if not isinstance(response, dict):
+                raise WebhookCallError("received invalid webhook response")
             if response.get("uid") != request["uid"]:
-                raise _CallError(f"expected response.uid=\"{request['uid']}\", got \"{response.get('uid', '')}\"")
-        except _CallError as e:
+                raise WebhookCallError(f"expected response.uid=\"{request['uid']}\", got \"{response.get('uid', '')}\"")
+        except WebhookCallError as e:
             if hook.get("failurePolicy", "Fail") == "Ignore":
                 log.warning('failed calling webhook "%s": %s (failurePolicy Ignore)', name, e)
                 return None
@@ -202,49 +189,47 @@ class WebhookAdmission(AdmissionPlugin):
             raise _denied(name, response.get("status"))
         return response
 
-    async def _url(self, client_config: Obj) -> tuple[str, str | None]:
-        """The URL to post to, and the TLS server name when it is a Service's (`svc.ns.svc`)."""
-        if client_config.get("url"):
-            return str(client_config["url"]), None
-        svc_ref = client_config.get("service") or {}
-        ns, svc_name = svc_ref.get("namespace", ""), svc_ref.get("name", "")
-        port = int(svc_ref.get("port") or 443)
-        path = svc_ref.get("path") or ""
-        store = self._service.store
-        svc = await store.get(f"/registry/core/services/{ns}/{svc_name}")
-        if svc is None:
-            raise _CallError(f'failed to call webhook: service "{svc_name}" not found')
-        target = None
-        for p in (svc.get("spec") or {}).get("ports") or ():
-            if p.get("port") == port:
-                target = p
-        if target is None:
-            raise _CallError(f"failed to call webhook: no service port {port} found for service \"{svc_name}\"")
-        # endpoint routing (upstream's --enable-aggregator-routing): a ready address of the service
-        ep = await store.get(f"/registry/core/endpoints/{ns}/{svc_name}") or {}
-        for subset in ep.get("subsets") or ():
-            for address in subset.get("addresses") or ():
-                for ep_port in subset.get("ports") or ():
-                    if ep_port.get("name", "") == target.get("name", "") or len(subset.get("ports")) == 1:
-                        return (f"https://{address['ip']}:{ep_port['port']}{path}",
-                                f"{svc_name}.{ns}.svc")
-        raise _CallError(f'failed to call webhook: service "{ns}/{svc_name}" has no ready endpoints')
 
-    def _ssl(self, ca_bundle: str) -> ssl.SSLContext:
-        ctx = self._contexts.get(ca_bundle)
-        if ctx is None:
-            ctx = ssl.create_default_context()
-            if ca_bundle:
-                try:
-                    ctx.load_verify_locations(cadata=base64.b64decode(ca_bundle).decode())
-                except (ValueError, ssl.SSLError) as e:
-                    raise _CallError(f"failed to call webhook: invalid caBundle: {e}") from None
-            self._contexts[ca_bundle] = ctx
-        return ctx
+def review_request(op: str, res: Resource, obj: Obj | None, old: Obj | None, req: AdmissionRequest) -> Obj:
+    """An AdmissionReview's `request` (also what CEL expressions see as `request`)."""
+    subresource, dry_run, user = req.subresource, req.dry_run, req.user
+    m = (obj or old or {}).get("metadata") or {}
+    gvk = {"group": res.group, "version": res.version, "kind": res.kind}
+    gvr = {"group": res.group, "version": res.version, "resource": res.plural}
+    out: Obj = {"uid": str(uuid.uuid4()), "kind": gvk, "resource": gvr, "requestKind": gvk,
+                "requestResource": gvr, "name": m.get("name", ""), "operation": op,
+                "userInfo": _user_info(user), "object": obj if op != "DELETE" else None,
+                "oldObject": old if op in ("UPDATE", "DELETE") else None, "dryRun": dry_run,
+                "options": {"apiVersion": "meta.k8s.io/v1",
+                            "kind": {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions",
+                                     "DELETE": "DeleteOptions"}.get(op, "CreateOptions")}}
+    if subresource:
+        out["subResource"] = out["requestSubResource"] = subresource
+    if res.namespaced and m.get("namespace"):
+        out["namespace"] = m["namespace"]
+    return out
 
 
-class _CallError(Exception):
-    pass
+def _conditions_match(hook: Obj, request: Obj) -> bool:
+    """matchConditions: all true calls the webhook, any false skips it; an error is a call failure."""
+    conditions = hook.get("matchConditions")
+    if not conditions:
+        return True
+    act = cel.activation(request.get("object"), request.get("oldObject"), request)
+    errs: list[str] = []
+    for c in conditions:
+        try:
+            result = cel.compile_expression(c.get("expression", ""), cel.WEBHOOK_VARS).evaluate(act)
+        except (cel.CompileError, cel.EvalError) as e:
+            errs.append(f"expression '{c.get('name', '')}' resulted in error: {e}")
+            continue
+        if result is False:
+            return False  # a false condition skips the webhook, whatever errors others gave
+        if not isinstance(result, bool):
+            errs.append(f"expression '{c.get('name', '')}' resulted in error: cel expression must evaluate to a bool")
+    if errs:
+        raise WebhookCallError("failed evaluating match conditions: " + "; ".join(errs))
+    return True
 
 
 def _denied(name: str, status: Obj | None) -> errors.StatusError:
