@@ -161,7 +161,6 @@ def create_configmap(cluster: Cluster, ns: str, name: str, data: dict[str, str])
 
 @pytest.mark.conformance("Admission webhook, deny create")
 @pytest.mark.conformance("Admission webhook, update validating webhook")
-@pytest.mark.conformance("Validating Admission webhook, create and update validating webhook configuration")
 def test_validating_webhook_denies_unwanted_data(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
     client = {"url": server.url("/deny-configmaps"), "caBundle": server.ca_bundle}
     register(wh_cluster, "ValidatingWebhookConfiguration", f"deny-{hook_ns}",
@@ -204,7 +203,6 @@ def test_validating_webhook_denies_unwanted_data(wh_cluster: Cluster, server: We
 
 
 @pytest.mark.conformance("Admission webhook, ordered mutation")
-@pytest.mark.conformance("Mutating Admission webhook, create and update mutating webhook configuration")
 def test_mutating_webhooks_run_in_order(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
     ca = server.ca_bundle
     register(wh_cluster, "MutatingWebhookConfiguration", f"mutate-{hook_ns}", [
