@@ -82,6 +82,31 @@ def test_get_nodes_shows_ready_simulated_nodes(sim: Cluster) -> None:
                                 .stdout)["spec"]["renewTime"] != first, 15, "lease renewed")
 
 
+@pytest.mark.conformance("Conformance tests minimum number of nodes.")
+def test_at_least_two_untainted_schedulable_nodes(sim: Cluster, ns: str) -> None:
+    nodes = json.loads(sim.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    untainted = [n["metadata"]["name"] for n in nodes
+                 if not n["spec"].get("unschedulable") and not n["spec"].get("taints")
+                 and any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
+    assert len(untainted) >= 2, untainted
+    # and pods do land on two of them: a required anti-affinity spreads two replicas apart
+    sim.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "spread"}}, "template": {
+            "metadata": {"labels": {"app": "spread"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}], "affinity": {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "spread"}},
+                    "topologyKey": "kubernetes.io/hostname"}]}}}}}}))
+
+    def placed() -> set[str]:
+        pods = json.loads(sim.kubectl("get", "pods", "-n", ns, "-l", "app=spread", "-o", "json").stdout)["items"]
+        return {p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")}
+
+    wait_for(lambda: len(placed()) == 2, 30, "two replicas on two nodes")
+    assert placed() <= set(untainted)
+
+
 @pytest.mark.conformance("Pods, assigned hostip")
 def test_pod_lifecycle_on_a_simulated_node(sim: Cluster, ns: str) -> None:
     sim.kubectl("run", "web", "-n", ns, "--image=nginx")
