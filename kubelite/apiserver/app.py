@@ -62,5 +62,5 @@ def build_app(service: APIService, middlewares: Sequence[Any] = ()) -> web.Appli
     OpenAPIService(service.registry).add_routes(app)
     handler = ResourceHandler(service)
     for prefix in ("/api/", "/apis/"):
-        app.router.add_route("*", prefix + "{tail:.+}", handler)
+        app.router.add_route("*", prefix + "{tail:.+}", handler.__call__)  # a coroutine function, as aiohttp wants
     return app
