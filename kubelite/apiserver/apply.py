@@ -177,7 +177,8 @@ def _zero_object(t: mf.Type) -> dict:
 def _update(managers: dict[tuple, _Manager], old: Any, new: Any, t: mf.Type, skip: tuple | None,
             force: bool, ignored: list[list[str]]) -> tuple[mf.Tree, mf.Tree, mf.Tree, dict[tuple, mf.Tree]]:
     """Updater.update: take changed fields from other managers; conflicts when not forced."""
-    added, modified, removed = mf.compare(old, new, t)
+    unwalked = frozenset(p[0][2:] for p in ignored if len(p) == 1)  # whole top-level fields, dropped below anyway
+    added, modified, removed = mf.compare(old, new, t, unwalked)
     added, modified, removed = (_filter(x, ignored) for x in (added, modified, removed))
     changed = mf.union(modified, added)
     conflicts: dict[tuple, mf.Tree] = {}

@@ -413,11 +413,15 @@ def values_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-def compare(old: Any, new: Any, t: Type) -> tuple[Tree, Tree, Tree]:
-    """typed.Compare: (added, modified, removed) paths going from old to new."""
+def compare(old: Any, new: Any, t: Type, skip: frozenset[str] = frozenset()) -> tuple[Tree, Tree, Tree]:
+    """typed.Compare: (added, modified, removed) paths going from old to new. `skip` names top-level
+    fields left out (a caller that drops their paths anyway, e.g. spec on a status write, saves the walk)."""
     added: Tree = {}
     modified: Tree = {}
     removed: Tree = {}
+    if skip and isinstance(old, dict) and isinstance(new, dict):
+        old = {k: v for k, v in old.items() if k not in skip}
+        new = {k: v for k, v in new.items() if k not in skip}
     _compare(old, new, t, added, modified, removed)
     return added, modified, removed
 
