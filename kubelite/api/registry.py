@@ -71,6 +71,9 @@ class Resource:
     default: Callable[[Obj], None] = _noop
     validate: Callable[[Obj], list[FieldError]] = _no_errors
     validate_update: Callable[[Obj, Obj], list[FieldError]] = _no_errors
+    # A status-subresource write whose kind checks only metadata and status there (upstream's
+    # Validate*StatusUpdate); None: validate_update, as for any update.
+    validate_status_update: Callable[[Obj, Obj], list[FieldError]] | None = None
     # prepare_create(obj): e.g. reset status (Deployment) or set status.phase=Pending (Pod)
     prepare_create: Callable[[Obj], None] = _noop
     # prepare_update(new, old): called for the main resource after the generic handling

@@ -243,19 +243,24 @@ def union(a: Tree, b: Tree) -> Tree:
 
 
 def difference(a: Tree, b: Tree) -> Tree:
-    """Members of a that are not members of b (children kept unless they are members of b)."""
+    """Members of a that are not members of b (children kept unless they are members of b). a itself
+    when nothing is taken away, so that a manager's unchanged fields keep their encoded FieldsV1."""
     if not b:
         return a
     out: Tree = {}
+    changed = False
     for k, v in a.items():
         if k == ".":
             if "." not in b:
                 out["."] = {}
+            else:
+                changed = True
             continue
         sub = difference(v, b[k]) if k in b else v
         if sub:
             out[k] = sub
-    return out
+        changed = changed or sub is not v or not sub
+    return out if changed else a
 
 
 def intersection(a: Tree, b: Tree) -> Tree:

@@ -155,11 +155,16 @@ class APIService:
         obj["apiVersion"] = res.group_version
         obj["kind"] = res.kind
 
-    def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
+    def _validate(self, res: Resource, obj: Obj, old: Obj | None, subresource: str = "") -> None:
         from kubelite.api.kinds.common import validate_object_meta
 
         fe = validate_object_meta(obj, res.namespaced, res.name_rule, kube_finalizers=not res.custom)
-        fe += res.validate(obj) if old is None else res.validate_update(obj, old)
+        if old is None:
+            fe += res.validate(obj)
+        elif subresource == "status" and res.validate_status_update is not None:
+            fe += res.validate_status_update(obj, old)
+        else:
+            fe += res.validate_update(obj, old)
         if fe:
             # a kind's hooks may validate metadata again: report each error once
             seen: set[str] = set()
@@ -441,7 +446,7 @@ class APIService:
                 if fe:
                     raise errors.new_invalid(res.kind, res.group, name, fe)
             else:
-                self._validate(res, new, old)
+                self._validate(res, new, old, subresource)
             if subresource != "finalize":
                 await self.admit_request(True, "UPDATE", res, new, old, subresource, dry_run)
             if _without_volatile(new) == _without_volatile(old):

@@ -62,6 +62,7 @@ def pod_resource() -> Resource:
         definition=definition_for_kind("", "v1", "Pod") or "",
         columns=_pod_columns(), row=pod.pod_row,
         default=pod.default_pod, validate=pod.validate_pod_create, validate_update=pod.validate_pod_update,
+        validate_status_update=pod.validate_pod_status_update,
         prepare_create=prepare_pod_create, prepare_update=prepare_pod_update,
         tracks_generation=False, name_rule="subdomain",
     )

@@ -1350,6 +1350,41 @@ def _only_added_tolerations(new: list, old: list, path: str) -> list[FieldError]
     return validate_tolerations(new, path)
 
 
+_POD_CONDITIONS = {"PodScheduled", "Initialized", "ContainersReady", "Ready", "PodReadyToStartContainers",
+                   "DisruptionTarget", "PodResizePending", "PodResizeInProgress"}
+
+
+def validate_pod_status_update(new: dict, old: dict) -> list[FieldError]:
+    """ValidatePodStatusUpdate: the spec is the stored one (the status strategy keeps it), so only
+    metadata and status are checked: condition types, nominated node, pod and host IPs, and containers
+    of a never-restarting pod not coming back from terminated."""
+    errs = common.validate_object_meta_update(new, old)
+    status = new.get("status") or {}
+    for i, c in enumerate(status.get("conditions") or []):
+        ctype = (c or {}).get("type") or ""
+        if ctype not in _POD_CONDITIONS:
+            errs += [ferr.invalid(f"status.conditions[{i}].type", ctype, m) for m in common.qualified_name(ctype)]
+    nominated = status.get("nominatedNodeName")
+    if nominated:
+        errs += [ferr.invalid("status.nominatedNodeName", nominated, m) for m in common.dns1123_subdomain(nominated)]
+    for key in ("podIPs", "hostIPs"):
+        ips = status.get(key) or []
+        if len(ips) > 2:
+            errs.append(ferr.too_many(f"status.{key}", len(ips), 2))
+        for i, entry in enumerate(ips):
+            errs += common.ip_errors((entry or {}).get("ip"), f"status.{key}[{i}].ip")
+    if ((new.get("spec") or {}).get("restartPolicy") or "Always") == "Never":
+        for key in ("containerStatuses", "initContainerStatuses"):
+            was = {cs.get("name"): cs for cs in (old.get("status") or {}).get(key) or [] if isinstance(cs, dict)}
+            for i, cs in enumerate(status.get(key) or []):
+                before = was.get((cs or {}).get("name"))
+                if before and "terminated" in (before.get("state") or {}) and \
+                        "terminated" not in ((cs or {}).get("state") or {}):
+                    errs.append(ferr.forbidden(f"status.{key}[{i}].state",
+                                               "may not be transitioned to non-terminated state"))
+    return errs
+
+
 def validate_pod_update(new: dict, old: dict) -> list[FieldError]:
     """ValidatePodUpdate: only images, activeDeadlineSeconds, added tolerations and gates may change."""
     errs = common.validate_object_meta_update(new, old)
