@@ -38,6 +38,7 @@ def controllers(client: Any, factory: Any, config: Any = None) -> list[Any]:
     from kubelite.controllers.cronjob import CronJobController
     from kubelite.controllers.daemonset import DaemonSetController
     from kubelite.controllers.disruption import DisruptionController
+    from kubelite.controllers.flowschema_status import FlowSchemaStatusController
     from kubelite.controllers.job import JobController
     from kubelite.controllers.localpath import LocalPathProvisioner
     from kubelite.controllers.node_lifecycle import NodeLifecycleController
@@ -64,6 +65,7 @@ def controllers(client: Any, factory: Any, config: Any = None) -> list[Any]:
         PVCProtectionController(client, factory),
         PVProtectionController(client, factory),
         LocalPathProvisioner(client, factory, _storage_dir(config)),
+        FlowSchemaStatusController(client, factory),
     ]
 
 
