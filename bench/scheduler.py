@@ -63,6 +63,8 @@ async def run_one(num_nodes: int, num_pods: int, init_pods: int, concurrency: in
     await service.start()
     await bootstrap(service, cfg, "https://127.0.0.1:6443", b"", "10.43.0.1")
     client = Client.in_process(service)
+    # no controller manager here: the ServiceAccount admission wants the namespace's default account
+    await client.serviceaccounts.create({"metadata": {"name": "default"}}, namespace="default")
     sim = SimulatedNodes(client)  # only its node template: no heartbeats, no pod lifecycle
 
     async def gather_limited(coros):

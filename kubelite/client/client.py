@@ -113,13 +113,15 @@ class ResourceClient:
                                                label_selector=label_selector, field_selector=field_selector)
 
     def watch(self, namespace: str | None = None, resource_version: str = "", label_selector: str = "",
-              field_selector: str = "", allow_bookmarks: bool = True,
-              timeout_seconds: int | None = None) -> AsyncIterator[tuple[str, dict]]:
+              field_selector: str = "", allow_bookmarks: bool = True, timeout_seconds: int | None = None,
+              trim_managed_fields: bool = False) -> AsyncIterator[tuple[str, dict]]:
         """(type, object) events: ADDED, MODIFIED, DELETED, BOOKMARK. An ERROR event raises StatusError
-        (410 Expired when resource_version is too old). Close with `aclose()` or by leaving `async for`."""
+        (410 Expired when resource_version is too old). Close with `aclose()` or by leaving `async for`.
+        `trim_managed_fields` leaves metadata.managedFields out of the objects."""
+        kw = {"trim_managed_fields": True} if trim_managed_fields else {}  # transports that predate it
         return self._t.watch(self.gvr, self._ns(namespace), resource_version=resource_version,
                              label_selector=label_selector, field_selector=field_selector,
-                             allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds)
+                             allow_bookmarks=allow_bookmarks, timeout_seconds=timeout_seconds, **kw)
 
     async def create_subresource(self, name: str, subresource: str, body: dict,
                                  namespace: str | None = None) -> dict:

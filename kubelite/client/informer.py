@@ -223,8 +223,12 @@ class Informer:
     """One watch-fed cache for a (group, version, plural, namespace, selectors)."""
 
     def __init__(self, client: Any, group: str, version: str, plural: str, namespace: str | None = None,
-                 label_selector: str = "", field_selector: str = "", resync_period: float = 0.0):
+                 label_selector: str = "", field_selector: str = "", resync_period: float = 0.0,
+                 trim_managed_fields: bool = False):
         self.resource = client.resource(group, version, plural)
+        # cache objects without metadata.managedFields, as kube-controller-manager's informers do: no
+        # controller reads them, and they are the bulk of every pod copied from the API server
+        self.trim_managed_fields = trim_managed_fields
         self.gvr = (group, version, plural)
         self.namespace = namespace
         self.label_selector = label_selector
@@ -331,6 +335,8 @@ class Informer:
         for obj in items:  # list items carry no kind/apiVersion on the wire; handlers want them
             obj.setdefault("kind", self._kind)
             obj.setdefault("apiVersion", self._api_version)
+            if self.trim_managed_fields:
+                (obj.get("metadata") or {}).pop("managedFields", None)
         self._replace(items)
         self.resource_version = meta.get("resourceVersion", "")
         self._synced.set()
@@ -353,7 +359,8 @@ class Informer:
         timeout = int(300 + random.random() * 300)  # as the reflector: 5-10 min, then resume
         stream = self.resource.watch(self.namespace, resource_version=self.resource_version,
                                      label_selector=self.label_selector, field_selector=self.field_selector,
-                                     allow_bookmarks=True, timeout_seconds=timeout)
+                                     allow_bookmarks=True, timeout_seconds=timeout,
+                                     trim_managed_fields=self.trim_managed_fields)
         try:
             async for etype, obj in stream:
                 self._apply(etype, obj)
@@ -394,10 +401,12 @@ class Informer:
 class SharedInformerFactory:
     """One informer per (group, version, plural, label selector, field selector), shared by all users."""
 
-    def __init__(self, client: Any, namespace: str | None = None, resync_period: float = 0.0):
+    def __init__(self, client: Any, namespace: str | None = None, resync_period: float = 0.0,
+                 trim_managed_fields: bool = False):
         self.client = client
         self.namespace = namespace
         self.resync_period = resync_period
+        self.trim_managed_fields = trim_managed_fields
         self._informers: dict[tuple[str, str, str, str, str], Informer] = {}
         self._started = False
 
@@ -407,7 +416,7 @@ class SharedInformerFactory:
         inf = self._informers.get(key)
         if inf is None:
             inf = Informer(self.client, group, version, plural, self.namespace, label_selector, field_selector,
-                           self.resync_period)
+                           self.resync_period, self.trim_managed_fields)
             self._informers[key] = inf
             if self._started:
                 inf.start()

@@ -19,6 +19,7 @@ from kubelite.controllers.endpointslice import EndpointSliceController
 from kubelite.controllers.endpointslice_mirroring import EndpointSliceMirroringController
 from kubelite.controllers.garbagecollector import GarbageCollector
 from kubelite.controllers.namespace import NamespaceController
+from kubelite.controllers.podautoscaler import HorizontalPodAutoscalerController
 from kubelite.controllers.replicaset import REPLICA_SET, REPLICATION_CONTROLLER, ReplicaSetController
 from kubelite.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
 from kubelite.controllers.servicelb import ServiceLBController
@@ -56,7 +57,7 @@ class ControllerManager:
         self.client = client
         self.config = config
         self.registry = registry or default_registry()
-        self.factory = SharedInformerFactory(client)
+        self.factory = SharedInformerFactory(client, trim_managed_fields=True)
         f = self.factory
         self.controllers: list[Any] = [
             ReplicaSetController(client, f, REPLICA_SET),
@@ -72,6 +73,7 @@ class ControllerManager:
             *workload_controllers(client, f, config),
             *_auth_controllers(client, f, config),
         ]
+        self.controllers.append(HorizontalPodAutoscalerController(client, f, self.registry))
         self.garbage_collector = GarbageCollector(client, f, self.registry)
         self._started = False
 

@@ -101,6 +101,16 @@ def exact_label_set(selector: LabelSelector) -> frozenset | None:
     return frozenset(out)
 
 
+def _counted_state(pod: Obj) -> tuple:
+    """What a sync reads of an owned pod beyond its labels and owner: whether it is active, and its
+    Ready condition (status and transition time, for availability). An update leaving these alone
+    (the binding, a container starting, a status heartbeat) changes neither the pods to claim nor
+    the counts in status nor the number to create or delete, so it needs no sync: with simulated
+    nodes that is three of a new pod's four updates."""
+    cond = podutil.pod_ready_condition(pod) or {}
+    return podutil.is_pod_active(pod), cond.get("status"), cond.get("lastTransitionTime")
+
+
 def pod_from_template(template: Obj, owner: Obj, ref: Obj) -> Obj:
     """controller.GetPodFromTemplate: labels, annotations and spec of the template, generateName `<owner>-`."""
     tmeta = template.get("metadata") or {}
@@ -129,6 +139,7 @@ class ReplicaSetController:
         self.expectations = ControllerExpectations()
         self.facts = podutil.PodFactsCache()
         self._selectors: dict[str, tuple[Any, LabelSelector, frozenset | None]] = {}
+        self._written: dict[str, tuple[str, Obj]] = {}  # key -> (resourceVersion written over, result)
         self.controller = Controller(kind.component, quiet_conflicts(self.sync), workers=workers)
         self.controller.watch(self.rs_informer)
         self.pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
@@ -187,7 +198,9 @@ class ReplicaSetController:
         if cur is not None:
             key = self._owner_key(new, cur)
             if key:
-                self.controller.enqueue(key)
+                if labels_changed or prev is None or prev.get("uid") != cur.get("uid") or \
+                        _counted_state(old) != _counted_state(new):
+                    self.controller.enqueue(key)
                 rs = self.rs_informer.store.get(*split_meta_namespace_key(key))
                 mrs = ((rs or {}).get("spec") or {}).get("minReadySeconds") or 0
                 if mrs and not podutil.is_pod_ready(old) and podutil.is_pod_ready(new):
@@ -212,7 +225,15 @@ class ReplicaSetController:
         if rs is None:
             self.expectations.delete(key)
             self._selectors.pop(key, None)
+            self._written.pop(key, None)
             return None
+        written = self._written.get(key)
+        if written is not None and written[0] == rs["metadata"].get("resourceVersion") and \
+                written[1]["metadata"].get("uid") == rs["metadata"].get("uid"):
+            # the informer has not seen our last status write yet: that write's answer is this very
+            # object one version on (a status write changes nothing else), so the next write does not
+            # conflict and need not GET
+            rs = written[1]
         needs_sync = self.expectations.satisfied(key)
         selector, exact = self._selector(key, rs)
         spec = rs.get("spec") or {}
@@ -396,9 +417,11 @@ class ReplicaSetController:
         # ReplicaSetStatus: only `replicas` is written when zero
         status = {k: v for k, v in status.items() if k == "replicas" or v not in (0, None, [])}
         obj["status"] = status
+        key = f"{rs['metadata']['namespace']}/{rs['metadata']['name']}"
         for attempt in range(2):
             try:
-                await self.rs_client.update_status(obj)
+                out = await self.rs_client.update_status(obj)
+                self._written[key] = (obj["metadata"].get("resourceVersion", ""), out)
                 return status
             except StatusError as e:
                 if e.code == 404:

@@ -100,6 +100,15 @@ def parse_desired(cm: Obj | None) -> tuple[dict[str, dict], Settings]:
     return nodes, settings
 
 
+def _without_nulls(v: Any) -> Any:
+    """A JSON value with the null members of its objects dropped, as the API server stores it."""
+    if isinstance(v, dict):
+        return {k: _without_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_without_nulls(x) for x in v]
+    return v
+
+
 def _natural(name: str) -> tuple:
     """sim-node-2 before sim-node-10."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
@@ -114,7 +123,7 @@ class SimulatedNodes:
         self.initial_nodes = initial_nodes
         self.name_prefix = name_prefix
         self.cluster_cidr = ipaddress.ip_network(cluster_cidr, strict=False)
-        self.factory = SharedInformerFactory(client)
+        self.factory = SharedInformerFactory(client, trim_managed_fields=True)
         self.cm_informer = self.factory.informer("", "v1", "configmaps",
                                                  field_selector=f"metadata.name={CONFIGMAP_NAME}")
         self.node_informer = self.factory.informer("", "v1", "nodes", label_selector=f"{SIMULATED_LABEL}=true")
@@ -512,10 +521,18 @@ class SimulatedNodes:
             self._clocks[uid] = clock  # keep the clock (and no IP) so a re-sync does not restart it
             clock.ip = ""
             return None
+        rv = meta.get("resourceVersion", "")
+        if rv and rv == clock.patched_from_rv:
+            # our last patch is not in the cache yet: computing from this stale status would send it
+            # again (with new transition times). The watch event of that patch requeues the pod; the
+            # delay is a fallback should the server have found nothing to change (then no event comes)
+            return 0.5
         host_ip = self._node_ips.get(node_name, "")
         status, nxt = desired_status(pod, clock, time.time(), host_ip, self.settings)
         old = pod.get("status") or {}
-        if any(old.get(k) != v for k, v in status.items()):
+        # compared as stored: the API server drops null members (lastProbeTime), and a status that
+        # differs only by them would be patched again on every sync for no change (and no event)
+        if any(old.get(k) != _without_nulls(v) for k, v in status.items()):
             # a patch, as the kubelet's status manager sends: no resourceVersion, so a lagging cache
             # cannot make thousands of pods retry conflicts; the uid guards against a recreated pod
             patch = {"metadata": {"uid": uid}, "status": {**{k: None for k in old if k not in status}, **status}}
@@ -525,6 +542,7 @@ class SimulatedNodes:
                 if e.code in (404, 409):  # gone, or recreated under the same name
                     return None
                 raise
+            clock.patched_from_rv = rv
         return nxt
 
     async def _finish_deletion(self, pod: Obj, uid: str, node_name: str) -> float | None:

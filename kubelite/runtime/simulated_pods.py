@@ -180,12 +180,15 @@ def _hexid(*parts: str) -> str:
 
 @dataclass
 class PodClock:
-    """What the simulator remembers about a pod: when it first saw it bound, and its IP."""
+    """What the simulator remembers about a pod: when it first saw it bound, its IP, and the
+    resourceVersion its last status patch was computed from (until the informer shows a newer one,
+    the patch is not visible yet)."""
 
     seen_at: float
     ip: str = ""
     key: str = ""
     node: str = ""
+    patched_from_rv: str = ""
 
 
 def _backoff_phase(elapsed: float, shown: float, initial: float, maximum: float) -> tuple[bool, int, float]:

@@ -88,7 +88,7 @@ class Scheduler:
         self.client = client
         self.scheduler_name = scheduler_name
         self.percentage = percentage_of_nodes_to_score
-        self.factory = SharedInformerFactory(client)
+        self.factory = SharedInformerFactory(client, trim_managed_fields=True)
         self.pod_informer = self.factory.informer("", "v1", "pods")
         self.node_informer = self.factory.informer("", "v1", "nodes")
         self.ns_informer = self.factory.informer("", "v1", "namespaces")

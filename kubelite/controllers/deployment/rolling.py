@@ -3,10 +3,14 @@ replicas-maxUnavailable pods available (upstream's deployment/rolling.go)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from kubelite.api.errors import StatusError
 from kubelite.controllers.deployment import history, progress, sync
 from kubelite.controllers.deployment import util as du
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
@@ -49,9 +53,21 @@ async def reconcile_old_replica_sets(dc: Any, all_rss: list[Obj], old_rss: list[
     max_scaled_down = all_pods - min_available - new_unavailable
     if max_scaled_down <= 0:
         return False
-    old_rss, cleaned = await cleanup_unhealthy_replicas(dc, old_rss, d, max_scaled_down)
+    # As upstream, a failed clean-up or scale-down ends this step without an error: the ReplicaSet
+    # status it read is stale (available above spec.replicas just after a scale-down) or a write
+    # conflicted, and the ReplicaSet update that follows requeues the deployment anyway. Raising
+    # would put the key into exponential backoff and stall the rollout.
+    try:
+        old_rss, cleaned = await cleanup_unhealthy_replicas(dc, old_rss, d, max_scaled_down)
+    except (ValueError, StatusError) as e:
+        log.debug("deployment %s: %s", d["metadata"]["name"], e)
+        return False
     all_rss = [*old_rss, *([new_rs] if new_rs else [])]
-    scaled_down = await scale_down_old_replica_sets_for_rolling_update(dc, all_rss, old_rss, d)
+    try:
+        scaled_down = await scale_down_old_replica_sets_for_rolling_update(dc, all_rss, old_rss, d)
+    except (ValueError, StatusError) as e:
+        log.debug("deployment %s: %s", d["metadata"]["name"], e)
+        return False
     return cleaned + scaled_down > 0
 
 
@@ -68,8 +84,9 @@ async def cleanup_unhealthy_replicas(dc: Any, old_rss: list[Obj], d: Obj, max_cl
             continue
         count = min(max_cleanup - total, du.replicas(rs) - available)
         new_count = du.replicas(rs) - count
-        if new_count > du.replicas(rs) or new_count < 0:
-            raise ValueError(f"invalid scale down of {rs['metadata']['name']}: {du.replicas(rs)} -> {new_count}")
+        if new_count > du.replicas(rs):
+            raise ValueError(f"when cleaning up unhealthy replicas, got invalid request to scale down "
+                             f"{rs['metadata']['namespace']}/{rs['metadata']['name']} {du.replicas(rs)} -> {new_count}")
         await sync.scale_replica_set_and_record_event(dc, rs, new_count, d)
         total += count
     return old_rss, total
@@ -89,6 +106,10 @@ async def scale_down_old_replica_sets_for_rolling_update(dc: Any, all_rss: list[
         if du.replicas(rs) == 0:
             continue
         count = min(du.replicas(rs), to_scale_down - total)
-        await sync.scale_replica_set_and_record_event(dc, rs, du.replicas(rs) - count, d)
+        new_count = du.replicas(rs) - count
+        if new_count > du.replicas(rs):
+            raise ValueError(f"when scaling down old RS, got invalid request to scale down "
+                             f"{rs['metadata']['namespace']}/{rs['metadata']['name']} {du.replicas(rs)} -> {new_count}")
+        await sync.scale_replica_set_and_record_event(dc, rs, new_count, d)
         total += count
     return total
