@@ -299,10 +299,16 @@ def test_service_status_lifecycle(core: client.CoreV1Api, ns: str) -> None:
         w.wait(lambda t, o: t == "MODIFIED" and o.status.load_balancer.ingress
                and o.status.load_balancer.ingress[0].ip == "203.0.113.1", "status patched")
 
-        cur = core.read_namespaced_service_status("test-service", ns)
-        cur.status.conditions = [{"type": "StatusUpdate", "status": "True", "reason": "E2E",
-                                  "message": "Set from e2e test", "lastTransitionTime": "2024-01-01T00:00:00Z"}]
-        updated = core.replace_namespaced_service_status("test-service", ns, cur)
+        for attempt in range(5):  # retry.RetryOnConflict, as the e2e: ServiceLB writes this status too
+            cur = core.read_namespaced_service_status("test-service", ns)
+            cur.status.conditions = [{"type": "StatusUpdate", "status": "True", "reason": "E2E",
+                                      "message": "Set from e2e test", "lastTransitionTime": "2024-01-01T00:00:00Z"}]
+            try:
+                updated = core.replace_namespaced_service_status("test-service", ns, cur)
+                break
+            except ApiException as e:
+                if e.status != 409 or attempt == 4:
+                    raise
         assert [(c.type, c.status, c.reason) for c in updated.status.conditions] == [("StatusUpdate", "True", "E2E")]
         w.wait(lambda t, o: t == "MODIFIED" and any(c.type == "StatusUpdate" for c in o.status.conditions or []),
                "status updated")
