@@ -78,6 +78,8 @@ class Resource:
     prepare_create: Callable[[Obj], None] = _noop
     # prepare_update(new, old): called for the main resource after the generic handling
     prepare_update: Callable[[Obj, Obj], None] = _noop
+    # prepare_status_update(new, old): the same for a status-subresource write (the status strategy's)
+    prepare_status_update: Callable[[Obj, Obj], None] = _noop
     # metadata.generation starts at 1 and is bumped when spec (or other non-status content) changes
     tracks_generation: bool = False
     scale: ScaleSpec | None = None

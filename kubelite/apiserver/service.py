@@ -419,6 +419,8 @@ class APIService:
                 new.pop("status", None)
             else:
                 new["status"] = status
+            if subresource == "status":
+                res.prepare_status_update(new, old)
         else:
             if has_status:
                 if "status" in old:

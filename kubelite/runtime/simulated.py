@@ -52,6 +52,7 @@ LEASE_DURATION = 40
 LEASE_RENEW_INTERVAL = 10.0
 NODE_STATUS_INTERVAL = 60.0
 KUBELET_VERSION = "v1.32.4"
+PATCH_VISIBLE_WITHIN = 0.5  # seconds: a status patch whose watch event has not come by then changed nothing
 CONTAINER_RUNTIME_VERSION = "containerd://1.7.24"
 # InternalIPs from loopback: nothing should connect to a simulated node, and if something does the
 # packets stay on this host
@@ -525,14 +526,18 @@ class SimulatedNodes:
         if rv and rv == clock.patched_from_rv:
             # our last patch is not in the cache yet: computing from this stale status would send it
             # again (with new transition times). The watch event of that patch requeues the pod; the
-            # delay is a fallback should the server have found nothing to change (then no event comes)
-            return 0.5
+            # delay is a fallback should the server have found nothing to change (then no event comes,
+            # and after it the cached status is the current one)
+            left = clock.patched_at + PATCH_VISIBLE_WITHIN - time.monotonic()
+            if left > 0:
+                return left
+            clock.patched_from_rv = ""
         host_ip = self._node_ips.get(node_name, "")
         status, nxt = desired_status(pod, clock, time.time(), host_ip, self.settings)
         old = pod.get("status") or {}
-        # compared as stored: the API server drops null members (lastProbeTime), and a status that
-        # differs only by them would be patched again on every sync for no change (and no event)
-        if any(old.get(k) != _without_nulls(v) for k, v in status.items()):
+        # compared without null members on both sides (a merge patch drops them, a pod's conditions
+        # keep lastProbeTime: null): a status differing only by them would be patched for no change
+        if any(_without_nulls(old.get(k)) != _without_nulls(v) for k, v in status.items()):
             # a patch, as the kubelet's status manager sends: no resourceVersion, so a lagging cache
             # cannot make thousands of pods retry conflicts; the uid guards against a recreated pod
             patch = {"metadata": {"uid": uid}, "status": {**{k: None for k in old if k not in status}, **status}}
@@ -542,7 +547,7 @@ class SimulatedNodes:
                 if e.code in (404, 409):  # gone, or recreated under the same name
                     return None
                 raise
-            clock.patched_from_rv = rv
+            clock.patched_from_rv, clock.patched_at = rv, time.monotonic()
         return nxt
 
     async def _finish_deletion(self, pod: Obj, uid: str, node_name: str) -> float | None:

@@ -189,6 +189,7 @@ class PodClock:
     key: str = ""
     node: str = ""
     patched_from_rv: str = ""
+    patched_at: float = 0.0  # monotonic time of that patch
 
 
 def _backoff_phase(elapsed: float, shown: float, initial: float, maximum: float) -> tuple[bool, int, float]:

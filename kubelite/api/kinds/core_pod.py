@@ -38,6 +38,14 @@ def prepare_pod_update(new: dict, old: dict) -> None:
         new.pop("status", None)
 
 
+def prepare_pod_status_update(new: dict, old: dict) -> None:
+    """Conditions keep `lastProbeTime`: upstream's typed PodCondition always writes it (a zero time is
+    null), so `kubectl get pod -o yaml` shows `lastProbeTime: null` even after a patch that dropped it."""
+    for c in (new.get("status") or {}).get("conditions") or []:
+        if isinstance(c, dict) and "lastProbeTime" not in c:
+            c["lastProbeTime"] = None
+
+
 def _pod_columns() -> tuple[Column, ...]:
     status_def, spec_def = "io.k8s.api.core.v1.PodStatus", "io.k8s.api.core.v1.PodSpec"
     return (
@@ -62,7 +70,7 @@ def pod_resource() -> Resource:
         definition=definition_for_kind("", "v1", "Pod") or "",
         columns=_pod_columns(), row=pod.pod_row,
         default=pod.default_pod, validate=pod.validate_pod_create, validate_update=pod.validate_pod_update,
-        validate_status_update=pod.validate_pod_status_update,
+        validate_status_update=pod.validate_pod_status_update, prepare_status_update=prepare_pod_status_update,
         prepare_create=prepare_pod_create, prepare_update=prepare_pod_update,
         tracks_generation=False, name_rule="subdomain",
     )
