@@ -96,18 +96,15 @@ class APIService:
                           if type(p).mutate_request is not AdmissionPlugin.mutate_request]
         self._validating = [p for p in self.admission
                             if type(p).validate_request is not AdmissionPlugin.validate_request]
-        self._webhooks: WebhookClient | None = None  # CRD conversion webhooks
+        # calls to webhooks (admission, CRD conversion): one pool of kept-alive connections
+        self.webhooks = WebhookClient(store)
 
     async def start(self) -> None:
         for plugin in self.admission:
             await plugin.start(self)
 
     async def stop(self) -> None:
-        """Lets plugins close what they hold open (the webhooks' connection pools)."""
-        for plugin in self.admission:
-            await plugin.stop()
-        if self._webhooks is not None:
-            await self._webhooks.close()
+        await self.webhooks.close()
 
     # ------------------------------------------------------------------ helpers
     def _key(self, res: Resource, namespace: str | None, name: str) -> str:
@@ -139,9 +136,7 @@ class APIService:
             return obj
         from kubelite.apiextensions import conversion_webhook
 
-        if self._webhooks is None:
-            self._webhooks = WebhookClient(self.store)
-        return (await conversion_webhook.convert(self._webhooks, res, [obj], api_version))[0]
+        return (await conversion_webhook.convert(self.webhooks, res, [obj], api_version))[0]
 
     def _check_type(self, res: Resource, obj: Obj) -> None:
         api_version = obj.get("apiVersion")

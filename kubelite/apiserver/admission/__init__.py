@@ -37,9 +37,6 @@ class AdmissionPlugin:
         """Called once the store is open (e.g. to rebuild allocation maps); overrides call super()."""
         self._service = service
 
-    async def stop(self) -> None:
-        """Called when the server stops: close what start() or the first request opened."""
-
     async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
         """Mutate or reject (raise StatusError) a CREATE or UPDATE about to be stored."""
 

@@ -25,7 +25,7 @@ from kubelite.api import errors
 from kubelite.api.registry import Resource
 from kubelite.api.selectors import selector_from_label_selector
 from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest, cel
-from kubelite.apiserver.webhook_client import WebhookCallError, WebhookClient
+from kubelite.apiserver.webhook_client import WebhookCallError
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,6 @@ class WebhookAdmission(AdmissionPlugin):
 
     def __init__(self, mutating: bool):
         self.mutating = mutating
-        self._client: WebhookClient | None = None  # one pool of kept-alive connections per plugin
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
     # ------------------------------------------------------------------ the plugin hooks
     async def mutate_request(self, op: str, res: Resource, obj: Obj | None, old: Obj | None,
@@ -172,10 +166,8 @@ class WebhookAdmission(AdmissionPlugin):
             raise errors.StatusError(400, "BadRequest", f'admission webhook "{name}" does not support dry run', {})
         timeout = int(hook.get("timeoutSeconds") or 10)
         try:
-            if self._client is None:
-                self._client = WebhookClient(self._service.store)
             body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
-            response = (await self._client.post(hook.get("clientConfig") or {}, body, timeout)).get("response")
+            response = (await self._service.webhooks.post(hook.get("clientConfig") or {}, body, timeout)).get("response")
             if not isinstance(response, dict):
                 raise WebhookCallError("received invalid webhook response")
             if response.get("uid") != request["uid"]:
