@@ -70,3 +70,17 @@ def resource_version(obj: Obj) -> int:
         return int(rv)
     except ValueError:
         return 0
+
+
+def set_status_condition(conditions: list[Obj], cond: Obj) -> bool:
+    """apimachinery's meta.SetStatusCondition: put `cond` (type, status, reason, message) into
+    `conditions`, moving lastTransitionTime only when the status flips. True when anything changed."""
+    for c in conditions:
+        if c.get("type") == cond["type"]:
+            before = dict(c)
+            if c.get("status") != cond["status"]:
+                c["lastTransitionTime"] = cond.get("lastTransitionTime") or now_rfc3339()
+            c.update({k: v for k, v in cond.items() if k != "lastTransitionTime"})
+            return c != before
+    conditions.append({**cond, "lastTransitionTime": cond.get("lastTransitionTime") or now_rfc3339()})
+    return True

@@ -51,16 +51,9 @@ class FlowSchemaStatusController:
         if fs is None:
             return
         levels = {pl["metadata"]["name"] for pl in self.pl_informer.store.list(None)}
-        want = dangling_condition(fs, levels)
-        conditions = list((fs.get("status") or {}).get("conditions") or [])
-        current = next((c for c in conditions if c.get("type") == "Dangling"), None)
-        if current is not None and all(current.get(k) == want[k] for k in ("status", "reason", "message")):
+        conditions = metautil.deep_copy((fs.get("status") or {}).get("conditions") or [])
+        if not metautil.set_status_condition(conditions, dangling_condition(fs, levels)):
             return
-        if current is None or current.get("status") != want["status"]:
-            want["lastTransitionTime"] = metautil.now_rfc3339()
-        else:
-            want["lastTransitionTime"] = current.get("lastTransitionTime")
-        conditions = [c for c in conditions if c.get("type") != "Dangling"] + [want]
         try:
             await self.flowschemas.update_status({**fs, "status": {**(fs.get("status") or {}),
                                                                    "conditions": conditions}})

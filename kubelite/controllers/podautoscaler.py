@@ -29,15 +29,8 @@ COMPONENT = "horizontal-pod-autoscaler"
 
 def set_condition(status: Obj, ctype: str, value: str, reason: str, message: str, now: str) -> None:
     """setCondition: lastTransitionTime moves only when the status flips."""
-    conditions = status.setdefault("conditions", [])
-    for c in conditions:
-        if c.get("type") == ctype:
-            if c.get("status") != value:
-                c["lastTransitionTime"] = now
-            c.update(status=value, reason=reason, message=message)
-            return
-    conditions.append({"type": ctype, "status": value, "lastTransitionTime": now, "reason": reason,
-                       "message": message})
+    metautil.set_status_condition(status.setdefault("conditions", []), {
+        "type": ctype, "status": value, "lastTransitionTime": now, "reason": reason, "message": message})
 
 
 class HorizontalPodAutoscalerController:
