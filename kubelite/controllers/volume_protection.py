@@ -37,6 +37,17 @@ def pod_uses_claim(pod: Obj, claim: str) -> bool:
     return claim in pod_claim_names(pod)
 
 
+async def _set_finalizers(resource: Any, obj: Obj, finalizers: list[str]) -> None:
+    """Write `obj` back with `finalizers` (resourceVersion kept: a conflict requeues the sync)."""
+    fresh = metautil.deep_copy(obj)
+    fresh["metadata"]["finalizers"] = finalizers
+    try:
+        await resource.update(fresh, namespace=obj["metadata"].get("namespace"))
+    except StatusError as e:
+        if e.code != 404:
+            raise
+
+
 class PVCProtectionController:
     def __init__(self, client: Any, factory: SharedInformerFactory, workers: int = 1):
         self.pvcs = client.resource("", "v1", "persistentvolumeclaims")
@@ -65,7 +76,7 @@ class PVCProtectionController:
         deleting = bool(pvc["metadata"].get("deletionTimestamp"))
         if not deleting:
             if PVC_PROTECTION_FINALIZER not in finalizers:
-                await self._set_finalizers(pvc, [*finalizers, PVC_PROTECTION_FINALIZER])
+                await _set_finalizers(self.pvcs, pvc, [*finalizers, PVC_PROTECTION_FINALIZER])
             return None
         if PVC_PROTECTION_FINALIZER not in finalizers:
             return None
@@ -75,17 +86,8 @@ class PVCProtectionController:
         live = await self.pods.list(namespace=ns)
         if any(pod_uses_claim(p, name) for p in live.get("items") or []):
             return 1.0
-        await self._set_finalizers(pvc, [f for f in finalizers if f != PVC_PROTECTION_FINALIZER])
+        await _set_finalizers(self.pvcs, pvc, [f for f in finalizers if f != PVC_PROTECTION_FINALIZER])
         return None
-
-    async def _set_finalizers(self, pvc: Obj, finalizers: list[str]) -> None:
-        fresh = metautil.deep_copy(pvc)
-        fresh["metadata"]["finalizers"] = finalizers
-        try:
-            await self.pvcs.update(fresh, namespace=pvc["metadata"]["namespace"])
-        except StatusError as e:
-            if e.code != 404:
-                raise
 
     def start(self) -> None:
         self.controller.start()
@@ -109,20 +111,11 @@ class PVProtectionController:
         finalizers = pv["metadata"].get("finalizers") or []
         if not pv["metadata"].get("deletionTimestamp"):
             if PV_PROTECTION_FINALIZER not in finalizers:
-                await self._set_finalizers(pv, [*finalizers, PV_PROTECTION_FINALIZER])
+                await _set_finalizers(self.pvs, pv, [*finalizers, PV_PROTECTION_FINALIZER])
             return None
         if PV_PROTECTION_FINALIZER in finalizers and (pv.get("status") or {}).get("phase") != "Bound":
-            await self._set_finalizers(pv, [f for f in finalizers if f != PV_PROTECTION_FINALIZER])
+            await _set_finalizers(self.pvs, pv, [f for f in finalizers if f != PV_PROTECTION_FINALIZER])
         return None
-
-    async def _set_finalizers(self, pv: Obj, finalizers: list[str]) -> None:
-        fresh = metautil.deep_copy(pv)
-        fresh["metadata"]["finalizers"] = finalizers
-        try:
-            await self.pvs.update(fresh)
-        except StatusError as e:
-            if e.code != 404:
-                raise
 
     def start(self) -> None:
         self.controller.start()

@@ -41,9 +41,7 @@ class MemoryWatch(Watch):
     async def __anext__(self) -> WatchEvent:
         while True:
             if self._queue:
-                ev = self._queue.popleft()
-                self.revision = ev.revision
-                return ev
+                return self._pop()
             if self._closed:
                 raise StopAsyncIteration
             self._waiter = asyncio.get_running_loop().create_future()
@@ -64,12 +62,15 @@ class MemoryWatch(Watch):
                 timer.cancel()
                 self._waiter = None
         if self._queue:
-            ev = self._queue.popleft()
-            self.revision = ev.revision
-            return ev
+            return self._pop()
         if self._closed:
             raise StopAsyncIteration
         return None
+
+    def _pop(self) -> WatchEvent:
+        ev = self._queue.popleft()
+        self.revision = ev.revision
+        return ev
 
     def close(self) -> None:
         """End the stream now: queued events are dropped."""
