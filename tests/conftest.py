@@ -105,20 +105,28 @@ def _make_cluster(tmp_path_factory: pytest.TempPathFactory, extra_args: list[str
     return Cluster(d, free_port(), os.path.join(d, "kubeconfig"), extra_args or [])
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def _running_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = _make_cluster(tmp_path_factory)
     c.start()
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from _running_cluster(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster of the test module's own: for tests whose cluster-wide objects (webhooks, CRDs,
+    storage classes) must not reach other modules."""
+    yield from _running_cluster(tmp_path_factory)
 
 
 @pytest.fixture
 def fresh_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = _make_cluster(tmp_path_factory)
-    c.start()
-    yield c
-    c.stop()
+    yield from _running_cluster(tmp_path_factory)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from aiohttp import web
-from conftest import Cluster, _make_cluster
+from conftest import Cluster
 
 from kubelite.apiserver.pki import ensure_pki, primary_ip
 
@@ -114,15 +114,6 @@ class WebhookServer:
 
 
 @pytest.fixture(scope="module")
-def wh_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A cluster of this module's own: a webhook that fails closed must not reach other tests."""
-    c = _make_cluster(tmp_path_factory)
-    c.start()
-    yield c
-    c.stop()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
     s = WebhookServer(str(tmp_path_factory.mktemp("webhook-tls")), ["webhook.hooks.svc"])
     yield s
@@ -130,13 +121,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
 
 
 @pytest.fixture
-def hook_ns(wh_cluster: Cluster) -> Iterator[str]:
+def hook_ns(module_cluster: Cluster) -> Iterator[str]:
     """A namespace labelled for the webhooks' namespaceSelector."""
     name = "wh-" + uuid.uuid4().hex[:6]
-    wh_cluster.kubectl("create", "namespace", name)
-    wh_cluster.kubectl("label", "namespace", name, f"webhook-test={name}")
+    module_cluster.kubectl("create", "namespace", name)
+    module_cluster.kubectl("label", "namespace", name, f"webhook-test={name}")
     yield name
-    wh_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    module_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def register(cluster: Cluster, kind: str, name: str, webhooks: list[dict], labels: dict | None = None) -> None:
@@ -161,148 +152,148 @@ def create_configmap(cluster: Cluster, ns: str, name: str, data: dict[str, str])
 
 @pytest.mark.conformance("Admission webhook, deny create")
 @pytest.mark.conformance("Admission webhook, update validating webhook")
-def test_validating_webhook_denies_unwanted_data(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_validating_webhook_denies_unwanted_data(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     client = {"url": server.url("/deny-configmaps"), "caBundle": server.ca_bundle}
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"deny-{hook_ns}",
+    register(module_cluster, "ValidatingWebhookConfiguration", f"deny-{hook_ns}",
              [webhook("deny-unwanted-configmap-data.k8s.io", client, hook_ns, ["configmaps"])])
-    r = create_configmap(wh_cluster, hook_ns, "bad", {"webhook-e2e-test": "webhook-disallow"})
+    r = create_configmap(module_cluster, hook_ns, "bad", {"webhook-e2e-test": "webhook-disallow"})
     assert r.returncode != 0
     assert ('admission webhook "deny-unwanted-configmap-data.k8s.io" denied the request: '
             f"{UNWANTED}") in r.stderr
     assert r.stderr.startswith("Error from server: ")  # the webhook's Status gave no reason
-    assert wh_cluster.kubectl("get", "cm", "bad", "-n", hook_ns, check=False).returncode != 0
+    assert module_cluster.kubectl("get", "cm", "bad", "-n", hook_ns, check=False).returncode != 0
     # allowed data passes; an update adding the unwanted pair is denied and changes nothing
-    assert create_configmap(wh_cluster, hook_ns, "good", {"fine": "yes"}).returncode == 0
-    r = wh_cluster.kubectl("patch", "cm", "good", "-n", hook_ns, "--type=merge",
+    assert create_configmap(module_cluster, hook_ns, "good", {"fine": "yes"}).returncode == 0
+    r = module_cluster.kubectl("patch", "cm", "good", "-n", hook_ns, "--type=merge",
                            "-p", '{"data":{"webhook-e2e-test":"webhook-disallow"}}', check=False)
     assert r.returncode != 0 and UNWANTED in r.stderr
-    got = json.loads(wh_cluster.kubectl("get", "cm", "good", "-n", hook_ns, "-o", "json").stdout)
+    got = json.loads(module_cluster.kubectl("get", "cm", "good", "-n", hook_ns, "-o", "json").stdout)
     assert got["data"] == {"fine": "yes"}
     # the webhook saw who asked, and what
     seen = [q for q in server.requests if q.get("namespace") == hook_ns and q["name"] == "good"]
     assert {q["operation"] for q in seen} == {"CREATE", "UPDATE"}
     update = next(q for q in seen if q["operation"] == "UPDATE")
     assert update["oldObject"]["data"] == {"fine": "yes"}
-    me = wh_cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout
+    me = module_cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout
     assert update["userInfo"]["username"] == me and "system:masters" in update["userInfo"]["groups"]
     assert update["resource"] == {"group": "", "version": "v1", "resource": "configmaps"}
     assert update["query"] == {"timeout": "10s"}
     # a namespace the selector does not match is not asked
     other = "plain-" + uuid.uuid4().hex[:6]
-    wh_cluster.kubectl("create", "namespace", other)
-    assert create_configmap(wh_cluster, other, "bad", {"webhook-e2e-test": "webhook-disallow"}).returncode == 0
+    module_cluster.kubectl("create", "namespace", other)
+    assert create_configmap(module_cluster, other, "bad", {"webhook-e2e-test": "webhook-disallow"}).returncode == 0
     # updating the configuration to leave out CREATE lets the creation through; restoring it denies again
-    wh_cluster.kubectl("patch", "validatingwebhookconfiguration", f"deny-{hook_ns}", "--type=json",
+    module_cluster.kubectl("patch", "validatingwebhookconfiguration", f"deny-{hook_ns}", "--type=json",
                        "-p", '[{"op":"replace","path":"/webhooks/0/rules/0/operations","value":["UPDATE"]}]')
-    assert create_configmap(wh_cluster, hook_ns, "bad2", {"webhook-e2e-test": "webhook-disallow"}).returncode == 0
-    wh_cluster.kubectl("patch", "validatingwebhookconfiguration", f"deny-{hook_ns}", "--type=json",
+    assert create_configmap(module_cluster, hook_ns, "bad2", {"webhook-e2e-test": "webhook-disallow"}).returncode == 0
+    module_cluster.kubectl("patch", "validatingwebhookconfiguration", f"deny-{hook_ns}", "--type=json",
                        "-p", '[{"op":"replace","path":"/webhooks/0/rules/0/operations","value":["CREATE"]}]')
-    assert create_configmap(wh_cluster, hook_ns, "bad3", {"webhook-e2e-test": "webhook-disallow"}).returncode != 0
-    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"deny-{hook_ns}")
-    assert create_configmap(wh_cluster, hook_ns, "bad4", {"webhook-e2e-test": "webhook-disallow"}).returncode == 0
+    assert create_configmap(module_cluster, hook_ns, "bad3", {"webhook-e2e-test": "webhook-disallow"}).returncode != 0
+    module_cluster.kubectl("delete", "validatingwebhookconfiguration", f"deny-{hook_ns}")
+    assert create_configmap(module_cluster, hook_ns, "bad4", {"webhook-e2e-test": "webhook-disallow"}).returncode == 0
 
 
 @pytest.mark.conformance("Admission webhook, ordered mutation")
-def test_mutating_webhooks_run_in_order(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_mutating_webhooks_run_in_order(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     ca = server.ca_bundle
-    register(wh_cluster, "MutatingWebhookConfiguration", f"mutate-{hook_ns}", [
+    register(module_cluster, "MutatingWebhookConfiguration", f"mutate-{hook_ns}", [
         webhook("adding-configmap-data-stage-1.k8s.io", {"url": server.url("/mutate-1"), "caBundle": ca},
                 hook_ns, ["configmaps"], ["CREATE"]),
         webhook("adding-configmap-data-stage-2.k8s.io", {"url": server.url("/mutate-2"), "caBundle": ca},
                 hook_ns, ["configmaps"], ["CREATE"]),
     ])
-    assert create_configmap(wh_cluster, hook_ns, "to-be-mutated", {"mutation-start": "yes"}).returncode == 0
-    got = json.loads(wh_cluster.kubectl("get", "cm", "to-be-mutated", "-n", hook_ns, "-o", "json").stdout)
+    assert create_configmap(module_cluster, hook_ns, "to-be-mutated", {"mutation-start": "yes"}).returncode == 0
+    got = json.loads(module_cluster.kubectl("get", "cm", "to-be-mutated", "-n", hook_ns, "-o", "json").stdout)
     assert got["data"] == {"mutation-start": "yes", "mutation-stage-1": "yes", "mutation-stage-2": "yes"}
     # a dry run is mutated the same way and stores nothing
-    r = wh_cluster.kubectl("create", "configmap", "dry", "-n", hook_ns, "--from-literal=a=b",
+    r = module_cluster.kubectl("create", "configmap", "dry", "-n", hook_ns, "--from-literal=a=b",
                            "--dry-run=server", "-o", "json")
     assert json.loads(r.stdout)["data"]["mutation-stage-2"] == "yes"
-    assert wh_cluster.kubectl("get", "cm", "dry", "-n", hook_ns, check=False).returncode != 0
-    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"mutate-{hook_ns}")
+    assert module_cluster.kubectl("get", "cm", "dry", "-n", hook_ns, check=False).returncode != 0
+    module_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"mutate-{hook_ns}")
 
 
 @pytest.mark.conformance("Admission webhook, mutation with defaulting")
-def test_mutated_pod_is_defaulted(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
-    register(wh_cluster, "MutatingWebhookConfiguration", f"pods-{hook_ns}", [
+def test_mutated_pod_is_defaulted(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    register(module_cluster, "MutatingWebhookConfiguration", f"pods-{hook_ns}", [
         webhook("adding-init-container.k8s.io", {"url": server.url("/add-init-container"),
                                                  "caBundle": server.ca_bundle}, hook_ns, ["pods"], ["CREATE"])])
-    wh_cluster.kubectl("run", "webhook-to-be-mutated", "-n", hook_ns, "--image=busybox:1.36", "--", "sleep", "60")
-    pod = json.loads(wh_cluster.kubectl("get", "pod", "webhook-to-be-mutated", "-n", hook_ns, "-o", "json").stdout)
+    module_cluster.kubectl("run", "webhook-to-be-mutated", "-n", hook_ns, "--image=busybox:1.36", "--", "sleep", "60")
+    pod = json.loads(module_cluster.kubectl("get", "pod", "webhook-to-be-mutated", "-n", hook_ns, "-o", "json").stdout)
     init = pod["spec"]["initContainers"]
     assert [c["name"] for c in init] == ["webhook-added-init-container"]
     # fields the webhook left out carry upstream's defaults
     assert init[0]["terminationMessagePolicy"] == "File"
     assert init[0]["imagePullPolicy"] == "IfNotPresent"
-    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"pods-{hook_ns}")
+    module_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"pods-{hook_ns}")
 
 
 @pytest.mark.conformance("Admission webhook, fail closed")
 @pytest.mark.conformance("Admission webhook, honor timeout")
-def test_failure_policy_and_timeout(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_failure_policy_and_timeout(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     unreachable = {"url": "https://127.0.0.1:9/unreachable", "caBundle": server.ca_bundle}
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"closed-{hook_ns}",
+    register(module_cluster, "ValidatingWebhookConfiguration", f"closed-{hook_ns}",
              [webhook("fail-closed.k8s.io", unreachable, hook_ns, ["configmaps"], failurePolicy="Fail")])
-    r = create_configmap(wh_cluster, hook_ns, "x", {"a": "b"})
+    r = create_configmap(module_cluster, hook_ns, "x", {"a": "b"})
     assert r.returncode != 0
     assert 'Internal error occurred: failed calling webhook "fail-closed.k8s.io": failed to call webhook: ' \
            'Post "https://127.0.0.1:9/unreachable?timeout=10s"' in r.stderr
-    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"closed-{hook_ns}")
+    module_cluster.kubectl("delete", "validatingwebhookconfiguration", f"closed-{hook_ns}")
 
     slow = {"url": server.url("/slow"), "caBundle": server.ca_bundle}
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"slow-{hook_ns}",
+    register(module_cluster, "ValidatingWebhookConfiguration", f"slow-{hook_ns}",
              [webhook("slow.k8s.io", slow, hook_ns, ["configmaps"], timeoutSeconds=1, failurePolicy="Fail")])
     t = time.monotonic()
-    r = create_configmap(wh_cluster, hook_ns, "y", {"a": "b"})
+    r = create_configmap(module_cluster, hook_ns, "y", {"a": "b"})
     assert r.returncode != 0 and "context deadline exceeded" in r.stderr, r.stderr
     assert time.monotonic() - t < 4.5  # answered at the webhook's timeout, not when it finally replies
-    wh_cluster.kubectl("patch", "validatingwebhookconfiguration", f"slow-{hook_ns}", "--type=json",
+    module_cluster.kubectl("patch", "validatingwebhookconfiguration", f"slow-{hook_ns}", "--type=json",
                        "-p", '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]')
-    assert create_configmap(wh_cluster, hook_ns, "y", {"a": "b"}).returncode == 0
-    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"slow-{hook_ns}")
+    assert create_configmap(module_cluster, hook_ns, "y", {"a": "b"}).returncode == 0
+    module_cluster.kubectl("delete", "validatingwebhookconfiguration", f"slow-{hook_ns}")
 
 
 @pytest.mark.conformance("Admission webhook, list validating webhooks")
 @pytest.mark.conformance("Admission webhook, list mutating webhooks")
-def test_webhook_configurations_are_never_admitted_and_list_by_label(wh_cluster: Cluster, server: WebhookServer):
+def test_webhook_configurations_are_never_admitted_and_list_by_label(module_cluster: Cluster, server: WebhookServer):
     deny_all = {"url": server.url("/deny-all"), "caBundle": server.ca_bundle}
     every = [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"]}]
     label = "wh-list-" + uuid.uuid4().hex[:6]
     for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
-        register(wh_cluster, kind, f"{label}-{kind.lower()}",
+        register(module_cluster, kind, f"{label}-{kind.lower()}",
                  [{"name": "deny-everything.k8s.io", "clientConfig": deny_all, "rules": every,
                    "objectSelector": {"matchLabels": {"deny": label}},
                    "sideEffects": "None", "admissionReviewVersions": ["v1"]}], labels={"e2e-list-test": label})
     # the webhooks deny everything labelled for them, but never webhook configurations themselves
-    r = wh_cluster.kubectl("create", "configmap", "victim", "-n", "default", "--from-literal=a=b", "--dry-run=client",
+    r = module_cluster.kubectl("create", "configmap", "victim", "-n", "default", "--from-literal=a=b", "--dry-run=client",
                            "-o", "json")
     victim = json.loads(r.stdout)
     victim["metadata"]["labels"] = {"deny": label}
-    r = wh_cluster.kubectl("create", "-f", "-", input=json.dumps(victim), check=False)
+    r = module_cluster.kubectl("create", "-f", "-", input=json.dumps(victim), check=False)
     assert r.returncode != 0 and 'admission webhook "deny-everything.k8s.io" denied the request: ' \
                                  "CREATE is denied" in r.stderr
     assert "(Forbidden)" in r.stderr
     dummy = {"name": "dummy.k8s.io", "clientConfig": deny_all, "rules": every,
              "objectSelector": {"matchLabels": {"deny": label}}, "sideEffects": "None",
              "admissionReviewVersions": ["v1"]}
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"{label}-dummy", [dummy],
+    register(module_cluster, "ValidatingWebhookConfiguration", f"{label}-dummy", [dummy],
              labels={"deny": label, "e2e-list-test": label})
     for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
-        listed = wh_cluster.kubectl("get", kind, "-l", f"e2e-list-test={label}", "-o", "name").stdout.split()
+        listed = module_cluster.kubectl("get", kind, "-l", f"e2e-list-test={label}", "-o", "name").stdout.split()
         assert len(listed) == (2 if kind.startswith("validating") else 1)
-        wh_cluster.kubectl("delete", kind, "-l", f"e2e-list-test={label}")
+        module_cluster.kubectl("delete", kind, "-l", f"e2e-list-test={label}")
     # with the configurations gone, the labelled object is admitted
-    assert wh_cluster.kubectl("create", "-f", "-", input=json.dumps(victim), check=False).returncode == 0
-    wh_cluster.kubectl("delete", "configmap", "victim", "-n", "default")
+    assert module_cluster.kubectl("create", "-f", "-", input=json.dumps(victim), check=False).returncode == 0
+    module_cluster.kubectl("delete", "configmap", "victim", "-n", "default")
 
 
 @pytest.mark.conformance("Admission webhook, deny attach")
-def test_attach_is_admitted_as_connect(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"attach-{hook_ns}", [
+def test_attach_is_admitted_as_connect(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    register(module_cluster, "ValidatingWebhookConfiguration", f"attach-{hook_ns}", [
         webhook("deny-attaching-pod.k8s.io", {"url": server.url("/deny-attach"), "caBundle": server.ca_bundle},
                 hook_ns, ["pods/attach"], ["CONNECT"])])
-    wh_cluster.kubectl("run", "to-be-attached-pod", "-n", hook_ns, "--image=busybox:1.36", "--", "sleep", "60")
-    r = wh_cluster.kubectl("get", "--raw",
+    module_cluster.kubectl("run", "to-be-attached-pod", "-n", hook_ns, "--image=busybox:1.36", "--", "sleep", "60")
+    r = module_cluster.kubectl("get", "--raw",
                            f"/api/v1/namespaces/{hook_ns}/pods/to-be-attached-pod/attach?stdout=true",
                            check=False)
     assert r.returncode != 0
@@ -311,50 +302,50 @@ def test_attach_is_admitted_as_connect(wh_cluster: Cluster, server: WebhookServe
     connect = [q for q in server.requests if q["operation"] == "CONNECT" and q.get("namespace") == hook_ns]
     assert connect and connect[-1]["subResource"] == "attach"
     assert connect[-1]["object"]["kind"] == "PodAttachOptions"
-    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"attach-{hook_ns}")
+    module_cluster.kubectl("delete", "validatingwebhookconfiguration", f"attach-{hook_ns}")
 
 
-def test_service_reference_and_delete(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_service_reference_and_delete(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     """clientConfig.service reaches a ready endpoint of the Service (TLS name <svc>.<ns>.svc); DELETE is
     admitted with the old object."""
     node_ip = primary_ip()
     if not node_ip:
         pytest.skip("no non-loopback address for the Service's endpoint")
-    wh_cluster.kubectl("create", "namespace", "hooks", check=False)
+    module_cluster.kubectl("create", "namespace", "hooks", check=False)
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "webhook", "namespace": "hooks"},
            "spec": {"ports": [{"port": 443, "targetPort": server.port}]}}
     eps = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "webhook", "namespace": "hooks"},
            "subsets": [{"addresses": [{"ip": node_ip}], "ports": [{"port": server.port}]}]}
-    wh_cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+    module_cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                             "items": [svc, eps]}))
     client = {"service": {"namespace": "hooks", "name": "webhook", "path": "/deny-all"},
               "caBundle": server.ca_bundle}
-    create_configmap(wh_cluster, hook_ns, "keep-me", {"a": "b"})
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"svc-{hook_ns}",
+    create_configmap(module_cluster, hook_ns, "keep-me", {"a": "b"})
+    register(module_cluster, "ValidatingWebhookConfiguration", f"svc-{hook_ns}",
              [webhook("deny-delete.k8s.io", client, hook_ns, ["configmaps"], ["DELETE"])])
-    r = wh_cluster.kubectl("delete", "configmap", "keep-me", "-n", hook_ns, check=False)
+    r = module_cluster.kubectl("delete", "configmap", "keep-me", "-n", hook_ns, check=False)
     assert r.returncode != 0
     assert 'admission webhook "deny-delete.k8s.io" denied the request: DELETE is denied' in r.stderr
-    assert wh_cluster.kubectl("get", "configmap", "keep-me", "-n", hook_ns).returncode == 0
+    assert module_cluster.kubectl("get", "configmap", "keep-me", "-n", hook_ns).returncode == 0
     delete = [q for q in server.requests if q["operation"] == "DELETE" and q.get("namespace") == hook_ns]
     assert delete[-1]["oldObject"]["metadata"]["name"] == "keep-me" and delete[-1]["object"] is None
-    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"svc-{hook_ns}")
-    wh_cluster.kubectl("delete", "configmap", "keep-me", "-n", hook_ns)
+    module_cluster.kubectl("delete", "validatingwebhookconfiguration", f"svc-{hook_ns}")
+    module_cluster.kubectl("delete", "configmap", "keep-me", "-n", hook_ns)
 
 
 @pytest.mark.conformance("Admission webhook, discovery document")
-def test_webhook_resources_are_discovered(wh_cluster: Cluster):
-    apis = json.loads(wh_cluster.kubectl("get", "--raw", "/apis").stdout)
+def test_webhook_resources_are_discovered(module_cluster: Cluster):
+    apis = json.loads(module_cluster.kubectl("get", "--raw", "/apis").stdout)
     group = next(g for g in apis["groups"] if g["name"] == "admissionregistration.k8s.io")
     assert "admissionregistration.k8s.io/v1" in [v["groupVersion"] for v in group["versions"]]
-    gv = json.loads(wh_cluster.kubectl("get", "--raw", "/apis/admissionregistration.k8s.io/v1").stdout)
+    gv = json.loads(module_cluster.kubectl("get", "--raw", "/apis/admissionregistration.k8s.io/v1").stdout)
     names = {r["name"] for r in gv["resources"]}
     assert {"mutatingwebhookconfigurations", "validatingwebhookconfigurations"} <= names
 
 
 @pytest.mark.conformance("Admission webhook, deny custom resource create and delete")
 @pytest.mark.conformance("Admission webhook, mutate custom resource")
-def test_custom_resources_are_admitted(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_custom_resources_are_admitted(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     plural = "e2e-test-webhook-" + uuid.uuid4().hex[:4] + "s"
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
            "metadata": {"name": f"{plural}.webhook.example.com"},
@@ -363,73 +354,73 @@ def test_custom_resources_are_admitted(wh_cluster: Cluster, server: WebhookServe
                     "versions": [{"name": "v1", "served": True, "storage": True,
                                   "schema": {"openAPIV3Schema": {"type": "object",
                                                                  "x-kubernetes-preserve-unknown-fields": True}}}]}}
-    wh_cluster.kubectl("apply", "-f", "-", input=json.dumps(crd))
-    wh_cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.webhook.example.com")
+    module_cluster.kubectl("apply", "-f", "-", input=json.dumps(crd))
+    module_cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.webhook.example.com")
     ca = server.ca_bundle
-    register(wh_cluster, "MutatingWebhookConfiguration", f"cr-mutate-{hook_ns}", [
+    register(module_cluster, "MutatingWebhookConfiguration", f"cr-mutate-{hook_ns}", [
         webhook("mutate-custom-resource-data-stage-1.k8s.io", {"url": server.url("/mutate-1"), "caBundle": ca},
                 hook_ns, [plural], ["CREATE"])])
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"cr-deny-{hook_ns}", [
+    register(module_cluster, "ValidatingWebhookConfiguration", f"cr-deny-{hook_ns}", [
         webhook("deny-custom-resource-data.k8s.io", {"url": server.url("/deny-configmaps"), "caBundle": ca},
                 hook_ns, [plural], ["CREATE", "UPDATE"], objectSelector={"matchLabels": {"deny": "yes"}}),
         webhook("deny-custom-resource-deletion.k8s.io", {"url": server.url("/deny-all"), "caBundle": ca},
                 hook_ns, [plural], ["DELETE"], objectSelector={"matchLabels": {"deny": "yes"}})])
     cr = {"apiVersion": "webhook.example.com/v1", "kind": "E2eTestWebhook",
           "metadata": {"name": "cr-instance", "namespace": hook_ns}, "data": {"mutation-start": "yes"}}
-    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(cr))
-    got = json.loads(wh_cluster.kubectl("get", plural, "cr-instance", "-n", hook_ns, "-o", "json").stdout)
+    module_cluster.kubectl("create", "-f", "-", input=json.dumps(cr))
+    got = json.loads(module_cluster.kubectl("get", plural, "cr-instance", "-n", hook_ns, "-o", "json").stdout)
     assert got["data"] == {"mutation-start": "yes", "mutation-stage-1": "yes"}
     # a labelled instance with the unwanted data is refused; a labelled one is refused deletion too
     bad = {**cr, "metadata": {"name": "cr-bad", "namespace": hook_ns, "labels": {"deny": "yes"}},
            "data": {"webhook-e2e-test": "webhook-disallow"}}
-    r = wh_cluster.kubectl("create", "-f", "-", input=json.dumps(bad), check=False)
+    r = module_cluster.kubectl("create", "-f", "-", input=json.dumps(bad), check=False)
     assert r.returncode != 0 and UNWANTED in r.stderr
-    wh_cluster.kubectl("label", plural, "cr-instance", "-n", hook_ns, "deny=yes")
-    r = wh_cluster.kubectl("patch", plural, "cr-instance", "-n", hook_ns, "--type=merge",
+    module_cluster.kubectl("label", plural, "cr-instance", "-n", hook_ns, "deny=yes")
+    r = module_cluster.kubectl("patch", plural, "cr-instance", "-n", hook_ns, "--type=merge",
                            "-p", '{"data":{"webhook-e2e-test":"webhook-disallow"}}', check=False)
     assert r.returncode != 0 and UNWANTED in r.stderr
-    r = wh_cluster.kubectl("delete", plural, "cr-instance", "-n", hook_ns, check=False)
+    r = module_cluster.kubectl("delete", plural, "cr-instance", "-n", hook_ns, check=False)
     assert r.returncode != 0 and "DELETE is denied" in r.stderr
-    assert wh_cluster.kubectl("get", plural, "cr-instance", "-n", hook_ns).returncode == 0
+    assert module_cluster.kubectl("get", plural, "cr-instance", "-n", hook_ns).returncode == 0
     for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
-        wh_cluster.kubectl("delete", kind, f"cr-{'mutate' if kind.startswith('m') else 'deny'}-{hook_ns}")
-    wh_cluster.kubectl("delete", "crd", f"{plural}.webhook.example.com")
+        module_cluster.kubectl("delete", kind, f"cr-{'mutate' if kind.startswith('m') else 'deny'}-{hook_ns}")
+    module_cluster.kubectl("delete", "crd", f"{plural}.webhook.example.com")
 
 
 @pytest.mark.conformance("Admission webhook, update mutating webhook")
-def test_updating_mutating_webhook_rules(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
-    register(wh_cluster, "MutatingWebhookConfiguration", f"upd-{hook_ns}", [
+def test_updating_mutating_webhook_rules(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    register(module_cluster, "MutatingWebhookConfiguration", f"upd-{hook_ns}", [
         webhook("adding-configmap-data-stage-1.k8s.io", {"url": server.url("/mutate-1"), "caBundle": server.ca_bundle},
                 hook_ns, ["configmaps"], ["CREATE"])])
 
     def created_data(name: str) -> dict:
-        assert create_configmap(wh_cluster, hook_ns, name, {"mutation-start": "yes"}).returncode == 0
-        return json.loads(wh_cluster.kubectl("get", "cm", name, "-n", hook_ns, "-o", "json").stdout)["data"]
+        assert create_configmap(module_cluster, hook_ns, name, {"mutation-start": "yes"}).returncode == 0
+        return json.loads(module_cluster.kubectl("get", "cm", name, "-n", hook_ns, "-o", "json").stdout)["data"]
 
     assert created_data("first") == {"mutation-start": "yes", "mutation-stage-1": "yes"}
     # updated to leave CREATE out: a new configmap is not mutated
-    wh_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"upd-{hook_ns}", "--type=json",
+    module_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"upd-{hook_ns}", "--type=json",
                        "-p", '[{"op":"replace","path":"/webhooks/0/rules/0/operations","value":["UPDATE"]}]')
     assert created_data("second") == {"mutation-start": "yes"}
     # patched to apply to CREATE again: mutated again
-    wh_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"upd-{hook_ns}", "--type=json",
+    module_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"upd-{hook_ns}", "--type=json",
                        "-p", '[{"op":"replace","path":"/webhooks/0/rules/0/operations","value":["CREATE"]}]')
     assert created_data("third") == {"mutation-start": "yes", "mutation-stage-1": "yes"}
-    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"upd-{hook_ns}")
+    module_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"upd-{hook_ns}")
 
 
 @pytest.mark.conformance("Admission webhook, admission control not allowed on webhook configuration objects")
-def test_webhook_configurations_cannot_be_mutated_or_kept(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_webhook_configurations_cannot_be_mutated_or_kept(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     """Webhooks that would label webhook configurations and deny their deletion are never asked about them."""
     ca = server.ca_bundle
     config_rules = [{"operations": ["*"], "apiGroups": ["admissionregistration.k8s.io"], "apiVersions": ["*"],
                      "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]}]
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"keep-{hook_ns}", [
+    register(module_cluster, "ValidatingWebhookConfiguration", f"keep-{hook_ns}", [
         {"name": "deny-webhook-configuration-deletions.k8s.io", "clientConfig": {"url": server.url("/deny-all"),
                                                                                 "caBundle": ca},
          "rules": [dict(config_rules[0], operations=["DELETE"])], "sideEffects": "None",
          "admissionReviewVersions": ["v1"]}])
-    register(wh_cluster, "MutatingWebhookConfiguration", f"label-{hook_ns}", [
+    register(module_cluster, "MutatingWebhookConfiguration", f"label-{hook_ns}", [
         {"name": "add-label-to-webhook-configurations.k8s.io", "clientConfig": {"url": server.url("/add-label"),
                                                                                "caBundle": ca},
          "rules": config_rules, "sideEffects": "None", "admissionReviewVersions": ["v1"]}])
@@ -438,19 +429,19 @@ def test_webhook_configurations_cannot_be_mutated_or_kept(wh_cluster: Cluster, s
              "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["invalid"]}],
              "sideEffects": "None", "admissionReviewVersions": ["v1"]}
     for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
-        register(wh_cluster, kind, f"dummy-{hook_ns}", [dummy])
-        got = json.loads(wh_cluster.kubectl("get", kind.lower(), f"dummy-{hook_ns}", "-o", "json").stdout)
+        register(module_cluster, kind, f"dummy-{hook_ns}", [dummy])
+        got = json.loads(module_cluster.kubectl("get", kind.lower(), f"dummy-{hook_ns}", "-o", "json").stdout)
         assert "added-by-webhook" not in (got["metadata"].get("labels") or {})
-        wh_cluster.kubectl("delete", kind.lower(), f"dummy-{hook_ns}")
-        assert wh_cluster.kubectl("get", kind.lower(), f"dummy-{hook_ns}", check=False).returncode != 0
+        module_cluster.kubectl("delete", kind.lower(), f"dummy-{hook_ns}")
+        assert module_cluster.kubectl("get", kind.lower(), f"dummy-{hook_ns}", check=False).returncode != 0
     assert not [q for q in server.requests if q["resource"]["group"] == "admissionregistration.k8s.io"]
-    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"keep-{hook_ns}")
-    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"label-{hook_ns}")
+    module_cluster.kubectl("delete", "validatingwebhookconfiguration", f"keep-{hook_ns}")
+    module_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"label-{hook_ns}")
 
 
 @pytest.mark.conformance("Admission webhook, deny custom resource definition")
-def test_crd_creation_denied(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
-    register(wh_cluster, "ValidatingWebhookConfiguration", f"crd-{hook_ns}", [
+def test_crd_creation_denied(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    register(module_cluster, "ValidatingWebhookConfiguration", f"crd-{hook_ns}", [
         {"name": "deny-crd-with-unwanted-label.k8s.io",
          "clientConfig": {"url": server.url("/deny-crd"), "caBundle": server.ca_bundle},
          "rules": [{"operations": ["CREATE"], "apiGroups": ["apiextensions.k8s.io"], "apiVersions": ["*"],
@@ -459,14 +450,14 @@ def test_crd_creation_denied(wh_cluster: Cluster, server: WebhookServer, hook_ns
          "admissionReviewVersions": ["v1", "v1beta1"]}])
     name = f"e2e-test-{hook_ns}-deny-crd"
     crd = test_crd(name, f"{hook_ns}.example.com", {"webhook-e2e-test": "webhook-disallow", hook_ns: "true"})
-    r = wh_cluster.kubectl("create", "-f", "-", input=json.dumps(crd), check=False)
+    r = module_cluster.kubectl("create", "-f", "-", input=json.dumps(crd), check=False)
     assert r.returncode != 0 and "the crd contains unwanted label" in r.stderr, r.stderr
-    assert wh_cluster.kubectl("get", "crd", crd["metadata"]["name"], check=False).returncode != 0
+    assert module_cluster.kubectl("get", "crd", crd["metadata"]["name"], check=False).returncode != 0
     # without the unwanted label the same definition is created
     crd["metadata"]["labels"] = {hook_ns: "true"}
-    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
-    wh_cluster.kubectl("delete", "crd", crd["metadata"]["name"])
-    wh_cluster.kubectl("delete", "validatingwebhookconfiguration", f"crd-{hook_ns}")
+    module_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
+    module_cluster.kubectl("delete", "crd", crd["metadata"]["name"])
+    module_cluster.kubectl("delete", "validatingwebhookconfiguration", f"crd-{hook_ns}")
 
 
 def test_crd(name: str, group: str, labels: dict | None = None, versions: list[dict] | None = None) -> dict:
@@ -482,10 +473,10 @@ def test_crd(name: str, group: str, labels: dict | None = None, versions: list[d
 test_crd.__test__ = False  # a helper, not a test
 
 
-def _cr_mutating_webhooks(wh_cluster: Cluster, server: WebhookServer, hook_ns: str, plural: str) -> None:
+def _cr_mutating_webhooks(module_cluster: Cluster, server: WebhookServer, hook_ns: str, plural: str) -> None:
     """upstream's registerMutatingWebhookForCustomResource: stage 1 on CREATE/UPDATE, stage 2 on CREATE."""
     ca = server.ca_bundle
-    register(wh_cluster, "MutatingWebhookConfiguration", f"cr-{hook_ns}", [
+    register(module_cluster, "MutatingWebhookConfiguration", f"cr-{hook_ns}", [
         webhook("mutate-custom-resource-data-stage-1.k8s.io", {"url": server.url("/mutate-1"), "caBundle": ca},
                 hook_ns, [plural], ["CREATE", "UPDATE"]),
         webhook("mutate-custom-resource-data-stage-2.k8s.io", {"url": server.url("/mutate-2"), "caBundle": ca},
@@ -493,22 +484,22 @@ def _cr_mutating_webhooks(wh_cluster: Cluster, server: WebhookServer, hook_ns: s
 
 
 @pytest.mark.conformance("Admission webhook, mutate custom resource with different stored version")
-def test_mutate_custom_resource_after_storage_version_change(wh_cluster: Cluster, server: WebhookServer,
+def test_mutate_custom_resource_after_storage_version_change(module_cluster: Cluster, server: WebhookServer,
                                                              hook_ns: str):
     schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
     group, name = f"{hook_ns}.example.com", "e2e-test-multiversion"
     crd = test_crd(name, group, versions=[{"name": "v1", "served": True, "storage": True, "schema": schema},
                                           {"name": "v2", "served": True, "storage": False, "schema": schema}])
-    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
-    wh_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}s.{group}")
-    _cr_mutating_webhooks(wh_cluster, server, hook_ns, f"{name}s")
+    module_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
+    module_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}s.{group}")
+    _cr_mutating_webhooks(module_cluster, server, hook_ns, f"{name}s")
     cr = {"apiVersion": f"{group}/v1", "kind": "E2eTestCrd", "metadata": {"name": "cr-instance-1",
                                                                           "namespace": hook_ns},
           "data": {"mutation-start": "yes"}}
-    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(cr))
+    module_cluster.kubectl("create", "-f", "-", input=json.dumps(cr))
     patch = {"spec": {"versions": [dict(v, storage=v["name"] == "v2") for v in crd["spec"]["versions"]]}}
-    wh_cluster.kubectl("patch", "crd", f"{name}s.{group}", "--type=merge", "-p", json.dumps(patch))
-    r = wh_cluster.kubectl("patch", f"{name}s.v2.{group}", "cr-instance-1", "-n", hook_ns, "--type=json",
+    module_cluster.kubectl("patch", "crd", f"{name}s.{group}", "--type=merge", "-p", json.dumps(patch))
+    r = module_cluster.kubectl("patch", f"{name}s.v2.{group}", "cr-instance-1", "-n", hook_ns, "--type=json",
                            "-p", '[{"op":"add","path":"/dummy","value":"test"}]', "-o", "json")
     got = json.loads(r.stdout)
     assert got["apiVersion"] == f"{group}/v2"
@@ -516,12 +507,12 @@ def test_mutate_custom_resource_after_storage_version_change(wh_cluster: Cluster
     assert got["dummy"] == "test"
     update = [q for q in server.requests if q.get("namespace") == hook_ns and q["operation"] == "UPDATE"]
     assert update and update[-1]["kind"]["version"] == "v2"
-    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"cr-{hook_ns}")
-    wh_cluster.kubectl("delete", "crd", f"{name}s.{group}")
+    module_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"cr-{hook_ns}")
+    module_cluster.kubectl("delete", "crd", f"{name}s.{group}")
 
 
 @pytest.mark.conformance("Admission webhook, mutate custom resource with pruning")
-def test_mutate_custom_resource_with_pruning(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_mutate_custom_resource_with_pruning(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     """What a webhook adds outside the schema is pruned; what the schema names is kept."""
     schema = {"openAPIV3Schema": {"type": "object", "properties": {"data": {
         "type": "object", "properties": {"mutation-start": {"type": "string"},
@@ -529,19 +520,19 @@ def test_mutate_custom_resource_with_pruning(wh_cluster: Cluster, server: Webhoo
     group, name = f"{hook_ns}.example.com", "e2e-test-prune"
     crd = test_crd(name, group, versions=[{"name": "v1", "served": True, "storage": True, "schema": schema},
                                           {"name": "v2", "served": True, "storage": False, "schema": schema}])
-    wh_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
-    wh_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}s.{group}")
-    _cr_mutating_webhooks(wh_cluster, server, hook_ns, f"{name}s")
+    module_cluster.kubectl("create", "-f", "-", input=json.dumps(crd))
+    module_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}s.{group}")
+    _cr_mutating_webhooks(module_cluster, server, hook_ns, f"{name}s")
     cr = {"apiVersion": f"{group}/v1", "kind": "E2eTestCrd", "metadata": {"name": "cr-instance-1",
                                                                           "namespace": hook_ns},
           "data": {"mutation-start": "yes"}}
-    r = wh_cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(cr))
+    r = module_cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(cr))
     assert json.loads(r.stdout)["data"] == {"mutation-start": "yes", "mutation-stage-1": "yes"}
     # stage 2 did run (it saw stage 1), and its key was pruned
     assert any(q["name"] == "cr-instance-1" and q.get("namespace") == hook_ns and q["path"] == "/mutate-2"
                for q in server.requests)
-    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"cr-{hook_ns}")
-    wh_cluster.kubectl("delete", "crd", f"{name}s.{group}")
+    module_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"cr-{hook_ns}")
+    module_cluster.kubectl("delete", "crd", f"{name}s.{group}")
 
 
 MATCH_CONDITIONS = [{"name": "expression-1", "expression": "object.metadata.namespace == 'production'"}]
@@ -553,8 +544,8 @@ UPDATED_CONDITIONS = MATCH_CONDITIONS + [{"name": "expression-2",
                          "matchConditions")
 @pytest.mark.conformance("Mutating Admission webhook, create and update mutating webhook configuration with "
                          "matchConditions")
-def test_match_conditions_are_stored_and_updated(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
-    api = wh_cluster.api_client()
+def test_match_conditions_are_stored_and_updated(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
+    api = module_cluster.api_client()
     try:
         from kubernetes import client
 
@@ -576,7 +567,7 @@ def test_match_conditions_are_stored_and_updated(wh_cluster: Cluster, server: We
             assert [(c.name, c.expression) for c in got.webhooks[0].match_conditions] == \
                 [(c["name"], c["expression"]) for c in UPDATED_CONDITIONS]
         # the conditions hold for neither namespace here: the deny-all webhooks are not called
-        assert create_configmap(wh_cluster, hook_ns, "not-matched", {"a": "b"}).returncode == 0
+        assert create_configmap(module_cluster, hook_ns, "not-matched", {"a": "b"}).returncode == 0
         for kind in ("validating", "mutating"):
             getattr(adm, f"delete_{kind}_webhook_configuration")(f"{kind}-{hook_ns}")
     finally:
@@ -587,42 +578,42 @@ def test_match_conditions_are_stored_and_updated(wh_cluster: Cluster, server: We
                          "matchConditions")
 @pytest.mark.conformance("Mutating Admission webhook, reject mutating webhook configurations with invalid "
                          "matchConditions")
-def test_invalid_match_conditions_are_rejected(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_invalid_match_conditions_are_rejected(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     bad = [{"name": "invalid-expression-1", "expression": "... [] bad expression"}]
     for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
         hook = webhook("bad-match.k8s.io", {"url": server.url("/deny-all"), "caBundle": server.ca_bundle},
                        hook_ns, ["configmaps"], matchConditions=bad)
         cfg = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
                "metadata": {"name": f"bad-{hook_ns}"}, "webhooks": [hook]}
-        r = wh_cluster.kubectl("create", "-f", "-", input=json.dumps(cfg), check=False)
+        r = module_cluster.kubectl("create", "-f", "-", input=json.dumps(cfg), check=False)
         assert r.returncode != 0
         assert (f'The {kind} "bad-{hook_ns}" is invalid: '
                 'webhooks[0].matchConditions[0].expression: Invalid value: "... [] bad expression": '
                 "compilation failed: ERROR: <input>:1:") in r.stderr, r.stderr
-        assert wh_cluster.kubectl("get", kind.lower(), f"bad-{hook_ns}", check=False).returncode != 0
+        assert module_cluster.kubectl("get", kind.lower(), f"bad-{hook_ns}", check=False).returncode != 0
 
 
 @pytest.mark.conformance("Mutating Admission webhook, mutating webhook excluding object with specific name")
-def test_match_condition_skips_named_object(wh_cluster: Cluster, server: WebhookServer, hook_ns: str):
+def test_match_condition_skips_named_object(module_cluster: Cluster, server: WebhookServer, hook_ns: str):
     hook = webhook("adding-configmap-data-stage-1.k8s.io", {"url": server.url("/mutate-1"),
                                                            "caBundle": server.ca_bundle},
                    hook_ns, ["configmaps"], ["CREATE"],
                    matchConditions=[{"name": "skip-me", "expression": "object.metadata.name != 'skip-me'"}])
-    register(wh_cluster, "MutatingWebhookConfiguration", f"skip-{hook_ns}", [hook])
-    assert create_configmap(wh_cluster, hook_ns, "random-" + uuid.uuid4().hex[:6],
+    register(module_cluster, "MutatingWebhookConfiguration", f"skip-{hook_ns}", [hook])
+    assert create_configmap(module_cluster, hook_ns, "random-" + uuid.uuid4().hex[:6],
                             {"mutation-start": "yes"}).returncode == 0
-    listed = json.loads(wh_cluster.kubectl("get", "cm", "-n", hook_ns, "-o", "json").stdout)["items"]
+    listed = json.loads(module_cluster.kubectl("get", "cm", "-n", hook_ns, "-o", "json").stdout)["items"]
     assert [c["data"] for c in listed if c["metadata"]["name"].startswith("random-")] == \
         [{"mutation-start": "yes", "mutation-stage-1": "yes"}]
-    assert create_configmap(wh_cluster, hook_ns, "skip-me", {"mutation-start": "yes"}).returncode == 0
-    got = json.loads(wh_cluster.kubectl("get", "cm", "skip-me", "-n", hook_ns, "-o", "json").stdout)
+    assert create_configmap(module_cluster, hook_ns, "skip-me", {"mutation-start": "yes"}).returncode == 0
+    got = json.loads(module_cluster.kubectl("get", "cm", "skip-me", "-n", hook_ns, "-o", "json").stdout)
     assert got["data"] == {"mutation-start": "yes"}
     # an expression that fails at run time fails the call under failurePolicy Fail
-    wh_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"skip-{hook_ns}", "--type=json", "-p", json.dumps(
+    module_cluster.kubectl("patch", "mutatingwebhookconfiguration", f"skip-{hook_ns}", "--type=json", "-p", json.dumps(
         [{"op": "replace", "path": "/webhooks/0/matchConditions/0/expression",
           "value": "object.data['no-such-key'] == 'x'"}]))
-    r = create_configmap(wh_cluster, hook_ns, "erring", {"mutation-start": "yes"})
+    r = create_configmap(module_cluster, hook_ns, "erring", {"mutation-start": "yes"})
     assert r.returncode != 0
     assert ('Internal error occurred: failed calling webhook "adding-configmap-data-stage-1.k8s.io": '
             "failed evaluating match conditions") in r.stderr, r.stderr
-    wh_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"skip-{hook_ns}")
+    module_cluster.kubectl("delete", "mutatingwebhookconfiguration", f"skip-{hook_ns}")

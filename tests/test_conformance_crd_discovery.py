@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from conftest import Cluster, _make_cluster
+from conftest import Cluster
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
@@ -52,16 +52,8 @@ EXPECTED_LEGACY_GVR = [("", "v1", "namespaces")]
 
 
 @pytest.fixture(scope="module")
-def kl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = _make_cluster(tmp_path_factory)
-    c.start()
-    yield c
-    c.stop()
-
-
-@pytest.fixture(scope="module")
-def api(kl: Cluster) -> Iterator[client.ApiClient]:
-    c = kl.api_client()
+def api(module_cluster: Cluster) -> Iterator[client.ApiClient]:
+    c = module_cluster.api_client()
     yield c
     c.close()
 
@@ -170,35 +162,35 @@ def test_aggregated_discovery_accept_headers_crds(api) -> None:
     delete_crd(api, body["metadata"]["name"])
 
 
-def _kubectl_discovery_requests(kl: Cluster, *args: str) -> tuple[str, list[str]]:
+def _kubectl_discovery_requests(module_cluster: Cluster, *args: str) -> tuple[str, list[str]]:
     """Run kubectl with an empty discovery cache at -v=6; return its output and the paths it GET."""
-    cache = os.path.join(kl.data_dir, "kubectl-cache-" + uid())
-    r = kl.kubectl("--cache-dir", cache, "-v=6", *args)
+    cache = os.path.join(module_cluster.data_dir, "kubectl-cache-" + uid())
+    r = module_cluster.kubectl("--cache-dir", cache, "-v=6", *args)
     paths = re.findall(r"GET https://[^/]+(/[^? ]*)", r.stderr)
     return r.stdout, paths
 
 
 @pytest.mark.conformance("Aggregated Discovery Interface")
-def test_aggregated_discovery_interface(kl: Cluster) -> None:
-    out, paths = _kubectl_discovery_requests(kl, "api-resources", "-o", "name")
+def test_aggregated_discovery_interface(module_cluster: Cluster) -> None:
+    out, paths = _kubectl_discovery_requests(module_cluster, "api-resources", "-o", "name")
     # client-go's aggregated discovery: two documents, never one request per group-version
     assert sorted(set(paths)) == ["/api", "/apis"], paths
     names = set(out.split())
     for group, _, resource in EXPECTED_GVR + EXPECTED_LEGACY_GVR:
         assert (f"{resource}.{group}" if group else resource) in names, resource
-    versions = kl.kubectl("api-versions").stdout.split()
+    versions = module_cluster.kubectl("api-versions").stdout.split()
     for group, version, _ in EXPECTED_GVR + EXPECTED_LEGACY_GVR:
         assert (f"{group}/{version}" if group else version) in versions
 
 
 @pytest.mark.conformance("Aggregated Discovery Interface CRDs")
-def test_aggregated_discovery_interface_crds(kl: Cluster, api) -> None:
+def test_aggregated_discovery_interface_crds(module_cluster: Cluster, api) -> None:
     group = f"group{uid()}.example.com"
     body = create_crd(api, crd_body(group, "testcrd", ["v1"], None, plural="testcrds", singular="testcrd",
                                     list_kind="testcrdList"))
 
     def listed():
-        out, paths = _kubectl_discovery_requests(kl, "api-resources", "--api-group", group)
+        out, paths = _kubectl_discovery_requests(module_cluster, "api-resources", "--api-group", group)
         assert sorted(set(paths)) == ["/api", "/apis"], paths
         return [line.split() for line in out.splitlines()[1:]]
     rows = wait_until(listed, what="the CRD in kubectl api-resources")
@@ -449,34 +441,34 @@ class PublishedCRD:
             wait_for_definition_cleanup(self.api, self.definition(v))
 
 
-def explain_matches(kl: Cluster, what: str, pattern: str) -> None:
-    out = kl.kubectl("explain", what).stdout
+def explain_matches(module_cluster: Cluster, what: str, pattern: str) -> None:
+    out = module_cluster.kubectl("explain", what).stdout
     assert re.search(pattern, out, re.S), out
 
 
-def create_and_apply(kl: Cluster, ns: str, plural: str, cr: str) -> None:
+def create_and_apply(module_cluster: Cluster, ns: str, plural: str, cr: str) -> None:
     """kubectl create and kubectl apply accept the object (kubectl validates on the server: Strict); applying
     it again patches it (a merge patch: custom resources take no strategic merge patch)."""
     for verb in ("create", "apply"):
-        kl.kubectl("-n", ns, verb, "-f", "-", input=cr)
+        module_cluster.kubectl("-n", ns, verb, "-f", "-", input=cr)
         if verb == "apply":
-            out = kl.kubectl("-n", ns, "apply", "-f", "-", input=cr.replace('"test-cr"}', '"test-cr","labels":'
+            out = module_cluster.kubectl("-n", ns, "apply", "-f", "-", input=cr.replace('"test-cr"}', '"test-cr","labels":'
                                                                              '{"applied":"again"}}')).stdout
             assert out.endswith(" configured\n"), out
-            assert kl.kubectl("-n", ns, "get", plural, "-l", "applied=again", "-o", "name").stdout.strip()
-        kl.kubectl("-n", ns, "delete", plural, "test-cr")
+            assert module_cluster.kubectl("-n", ns, "get", plural, "-l", "applied=again", "-o", "name").stdout.strip()
+        module_cluster.kubectl("-n", ns, "delete", plural, "test-cr")
 
 
 @pytest.mark.conformance("Custom Resource OpenAPI Publish, with x-kubernetes-preserve-unknown-fields in object")
-def test_openapi_publish_crd_without_validation_schema(kl: Cluster, api) -> None:
+def test_openapi_publish_crd_without_validation_schema(module_cluster: Cluster, api) -> None:
     crd = PublishedCRD(api, None, "empty", ["v1"])
-    create_and_apply(kl, "default", crd.plural, f'{{{crd.meta("test-cr")},"a":{{"b":[{{"c":"d"}}]}}}}')
-    explain_matches(kl, crd.plural, r"DESCRIPTION:.*<empty>")
+    create_and_apply(module_cluster, "default", crd.plural, f'{{{crd.meta("test-cr")},"a":{{"b":[{{"c":"d"}}]}}}}')
+    explain_matches(module_cluster, crd.plural, r"DESCRIPTION:.*<empty>")
     crd.cleanup()
 
 
 @pytest.mark.conformance("Custom Resource OpenAPI Publish, with x-kubernetes-preserve-unknown-fields at root")
-def test_openapi_publish_crd_preserving_unknown_fields_at_root(kl: Cluster, api) -> None:
+def test_openapi_publish_crd_preserving_unknown_fields_at_root(module_cluster: Cluster, api) -> None:
     schema = copy.deepcopy(SCHEMA_WALDO)
     schema["description"] = "preserve-unknown-properties at root for Testing"
     schema["x-kubernetes-preserve-unknown-fields"] = True
@@ -485,13 +477,13 @@ def test_openapi_publish_crd_preserving_unknown_fields_at_root(kl: Cluster, api)
     assert openapi_definitions(api)[crd.definition("v1")] == {
         "type": "object", "x-kubernetes-group-version-kind": [{"group": crd.group, "kind": crd.kind,
                                                                "version": "v1"}]}
-    create_and_apply(kl, "default", crd.plural, f'{{{crd.meta("test-cr")},"a":{{"b":[{{"c":"d"}}]}}}}')
-    explain_matches(kl, crd.plural, rf"KIND:.*{crd.kind}")
+    create_and_apply(module_cluster, "default", crd.plural, f'{{{crd.meta("test-cr")},"a":{{"b":[{{"c":"d"}}]}}}}')
+    explain_matches(module_cluster, crd.plural, rf"KIND:.*{crd.kind}")
     crd.cleanup()
 
 
 @pytest.mark.conformance("Custom Resource OpenAPI Publish, with x-kubernetes-preserve-unknown-fields in embedded object")
-def test_openapi_publish_crd_preserving_unknown_fields_in_embedded_object(kl: Cluster, api) -> None:
+def test_openapi_publish_crd_preserving_unknown_fields_in_embedded_object(module_cluster: Cluster, api) -> None:
     schema = copy.deepcopy(SCHEMA_WALDO)
     schema["description"] = "preserve-unknown-properties in nested field for Testing"
     schema["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"] = True
@@ -499,9 +491,9 @@ def test_openapi_publish_crd_preserving_unknown_fields_in_embedded_object(kl: Cl
     spec = openapi_definitions(api)[crd.definition("v1")]["properties"]["spec"]
     # v2 drops the type and fields of a node that keeps unknown fields, so that kubectl accepts any
     assert spec == {"description": "Specification of Waldo", "x-kubernetes-preserve-unknown-fields": True}
-    create_and_apply(kl, "default", crd.plural,
+    create_and_apply(module_cluster, "default", crd.plural,
                      f'{{{crd.meta("test-cr")},"spec":{{"a":null,"b":[{{"c":"d"}}]}}}}')
-    explain_matches(kl, crd.plural, r"DESCRIPTION:.*preserve-unknown-properties in nested field for Testing")
+    explain_matches(module_cluster, crd.plural, r"DESCRIPTION:.*preserve-unknown-properties in nested field for Testing")
     crd.cleanup()
 
 

@@ -14,22 +14,14 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import Cluster, _make_cluster
+from conftest import Cluster
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 
 @pytest.fixture(scope="module")
-def kl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = _make_cluster(tmp_path_factory)
-    c.start()
-    yield c
-    c.stop()
-
-
-@pytest.fixture(scope="module")
-def api(kl: Cluster) -> Iterator[client.ApiClient]:
-    c = kl.api_client()
+def api(module_cluster: Cluster) -> Iterator[client.ApiClient]:
+    c = module_cluster.api_client()
     yield c
     c.close()
 
