@@ -91,6 +91,31 @@ def test_csidriver_lifecycle(api) -> None:
                what="CSIDrivers deleted by collection")
 
 
+@pytest.mark.conformance("CSIInlineVolumes should support Pods with inline volumes")
+def test_pod_with_inline_csi_volume_api(api, ns: str) -> None:
+    core = client.CoreV1Api(api)
+    name = "pod-csi-inline-volumes-" + uid()
+    csi = {"driver": "e2e.example.com", "volumeAttributes": {"foo": "bar"}, "readOnly": True,
+           "nodePublishSecretRef": {"name": "inline-secret"}}
+    pod = {"metadata": {"name": name, "labels": {"e2e-csi-inline": name}},
+           "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+                                    "volumeMounts": [{"name": "vol", "mountPath": "/mnt/vol"}]}],
+                    "volumes": [{"name": "vol", "csi": csi}]}}
+    created = core.create_namespaced_pod(ns, pod)
+    got = core.read_namespaced_pod(name, ns)
+    assert got.metadata.uid == created.metadata.uid
+    volume = got.spec.volumes[0].csi
+    assert (volume.driver, volume.volume_attributes, volume.read_only) == ("e2e.example.com", {"foo": "bar"}, True)
+    assert volume.node_publish_secret_ref.name == "inline-secret"
+    listed = core.list_namespaced_pod(ns, label_selector=f"e2e-csi-inline={name}")
+    assert [p.metadata.name for p in listed.items] == [name]
+    patched = core.patch_namespaced_pod(name, ns, {"metadata": {"annotations": {"patched": "true"}}})
+    assert patched.metadata.annotations["patched"] == "true"
+    assert patched.spec.volumes[0].csi.driver == "e2e.example.com"
+    core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+    wait_until(lambda: gone(lambda: core.read_namespaced_pod(name, ns)), what="inline CSI pod deleted")
+
+
 # ------------------------------------------------------------------ CSINode
 @pytest.mark.conformance("CSINode, lifecycle")
 def test_csinode_lifecycle(api) -> None:
