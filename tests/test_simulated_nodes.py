@@ -56,6 +56,18 @@ def pod_row(sim: Cluster, ns: str, name: str) -> list[str]:
     return out[1].split() if len(out) > 1 else []
 
 
+def test_describe_node_shows_kubelet_and_controller_events(sim: Cluster) -> None:
+    def events() -> list[tuple[str, str]]:
+        text = sim.kubectl("describe", "node", "sim-node-1").stdout.split("\nEvents:", 1)[1]
+        return [tuple(line.split(None, 4)[1:5:3]) for line in text.splitlines()[3:] if line.strip()]
+
+    want = [("Starting", "Starting kubelet."),
+            ("NodeHasSufficientMemory", "Node sim-node-1 status is now: NodeHasSufficientMemory"),
+            ("NodeReady", "Node sim-node-1 status is now: NodeReady"),
+            ("RegisteredNode", "Node sim-node-1 event: Registered Node sim-node-1 in Controller")]
+    wait_for(lambda: all(w in events() for w in want), 20, "node events in describe")
+
+
 def test_get_nodes_shows_ready_simulated_nodes(sim: Cluster) -> None:
     out = sim.kubectl("get", "nodes", "-o", "wide").stdout.splitlines()
     assert out[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE",
@@ -107,6 +119,14 @@ def test_at_least_two_untainted_schedulable_nodes(sim: Cluster, ns: str) -> None
     assert placed() <= set(untainted)
 
 
+def kubelet_events(sim: Cluster, ns: str, pod: str) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the kubelet's events about `pod`, oldest first."""
+    out = sim.kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={pod},source=kubelet",
+                      "-o", "json").stdout
+    items = sorted(json.loads(out)["items"], key=lambda e: (e.get("firstTimestamp") or "", e["metadata"]["name"]))
+    return [(e["type"], e["reason"], e["message"]) for e in items]
+
+
 @pytest.mark.conformance("Pods, assigned hostip")
 def test_pod_lifecycle_on_a_simulated_node(sim: Cluster, ns: str) -> None:
     sim.kubectl("run", "web", "-n", ns, "--image=nginx")
@@ -122,6 +142,15 @@ def test_pod_lifecycle_on_a_simulated_node(sim: Cluster, ns: str) -> None:
     assert [c["type"] for c in st["conditions"]] == ["PodReadyToStartContainers", "Initialized", "Ready",
                                                      "ContainersReady", "PodScheduled"]
     assert all(c["status"] == "True" for c in st["conditions"]) and st["startTime"]
+    # the kubelet's events, as `kubectl describe pod` lists them: pulled (or already present), created, started
+    wait_for(lambda: len(kubelet_events(sim, ns, "web")) >= 3, 15, "kubelet events for web")
+    events = {(t, r): m for t, r, m in kubelet_events(sim, ns, "web")}
+    pulled = events[("Normal", "Pulled")]
+    assert pulled.startswith('Successfully pulled image "nginx" in ') or \
+        pulled == 'Container image "nginx" already present on machine', pulled
+    assert events[("Normal", "Created")] == "Created container: web"
+    assert events[("Normal", "Started")] == "Started container web"
+    assert "Started container web" in sim.kubectl("describe", "pod", "web", "-n", ns).stdout
 
 
 def test_readiness_probe_delays_ready(sim: Cluster, ns: str) -> None:
@@ -156,6 +185,12 @@ def test_unpullable_image_gets_stuck(sim: Cluster, ns: str) -> None:
     wait_for(lambda: pod_row(sim, ns, "bad")[2:3] == ["ErrImagePull"], 15, "ErrImagePull")
     wait_for(lambda: pod_row(sim, ns, "bad")[2:3] == ["ImagePullBackOff"], 15, "ImagePullBackOff")
     assert get_pod(sim, ns, "bad")["status"]["phase"] == "Pending"
+    image = "localhost/does-not-exist:0"
+    want = [("Normal", "Pulling", f'Pulling image "{image}"'), ("Warning", "Failed", "Error: ErrImagePull"),
+            ("Normal", "BackOff", f'Back-off pulling image "{image}"'), ("Warning", "Failed", "Error: ImagePullBackOff")]
+    wait_for(lambda: all(w in kubelet_events(sim, ns, "bad") for w in want), 15, "image pull events")
+    assert any(t == "Warning" and r == "Failed" and m.startswith(f'Failed to pull image "{image}": ')
+               for t, r, m in kubelet_events(sim, ns, "bad"))
 
 
 def test_bad_image_rollout_gets_stuck(sim: Cluster, ns: str) -> None:
@@ -178,6 +213,8 @@ def test_graceful_deletion_completes(sim: Cluster, ns: str) -> None:
     sim.kubectl("delete", "pod", "gone", "-n", ns, "--timeout=20s")
     assert time.time() - t < 10
     assert "NotFound" in sim.kubectl("get", "pod", "gone", "-n", ns, check=False).stderr
+    wait_for(lambda: ("Normal", "Killing", "Stopping container gone") in kubelet_events(sim, ns, "gone"), 15,
+             "Killing event")
 
 
 def test_nodes_add_kill_remove(sim: Cluster, ns: str) -> None:

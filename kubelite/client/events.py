@@ -68,8 +68,11 @@ class _LRU(OrderedDict):
 
 
 class EventRecorder:
-    def __init__(self, client: Any, component: str, host: str = ""):
+    def __init__(self, client: Any, component: str, host: str = "", rate_limiter: Any | None = None):
+        """`rate_limiter` (a workqueue BucketRateLimiter, may be shared between recorders) paces the
+        writes as the kubelet's eventRecordQPS/eventBurst pace its event client."""
         self.client = client
+        self.rate_limiter = rate_limiter
         self.component = component
         self.host = host
         self._queue: asyncio.Queue | None = None
@@ -177,6 +180,10 @@ class EventRecorder:
             t, event = await self._queue.get()
             try:
                 if self._spam_ok(event, t):
+                    if self.rate_limiter is not None:
+                        delay = self.rate_limiter.when(None)
+                        if delay > 0:
+                            await asyncio.sleep(delay)
                     key, patch = self._correlate(event, t)
                     written = await self._write(event, patch)
                     if written is not None:

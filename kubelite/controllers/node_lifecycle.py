@@ -134,9 +134,13 @@ class NodeLifecycleController:
     async def _sync(self, name: str) -> float | None:
         node = self.node_informer.store.get(None, name)
         if node is None:
-            self.health.pop(name, None)
+            if self.health.pop(name, None) is not None:
+                self._node_event(name, "", "RemovingNode", f"Removing Node {name} from Controller")
             return None
         node = dict(node)  # shallow: only status is replaced, never mutated in place
+        if name not in self.health:
+            self._node_event(name, node["metadata"].get("uid", ""), "RegisteredNode",
+                             f"Registered Node {name} in Controller")
         now = time.time()
         observed_ready = await self._try_update_node_health(node, now)
         current = get_condition(node, "Ready")
@@ -157,6 +161,11 @@ class NodeLifecycleController:
             if 0 < left < wait:
                 wait = left + 0.05
         return wait
+
+    def _node_event(self, name: str, uid: str, reason: str, event: str) -> None:
+        """nodeutil.RecordNodeEvent: about the node by name and uid, worded "Node <name> event: ..."."""
+        self.recorder.event({"kind": "Node", "metadata": {"name": name, "uid": uid}}, "Normal", reason,
+                            f"Node {name} event: {event}")
 
     async def _try_update_node_health(self, node: Obj, now: float) -> Obj | None:
         """tryUpdateNodeHealth: refresh the probe time on a new heartbeat or lease renewal; past the

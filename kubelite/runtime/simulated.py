@@ -35,7 +35,10 @@ import orjson
 from kubelite.api import meta as metautil
 from kubelite.api.errors import StatusError
 from kubelite.client.controller import Controller
+from kubelite.client.events import EventRecorder
 from kubelite.client.informer import SharedInformerFactory, index_by_node_name, split_meta_namespace_key
+from kubelite.client.workqueue import BucketRateLimiter
+from kubelite.runtime import simulated_events
 from kubelite.runtime.simulated_pods import PodClock, Settings, desired_status
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ LEASE_DURATION = 40
 LEASE_RENEW_INTERVAL = 10.0
 NODE_STATUS_INTERVAL = 60.0
 KUBELET_VERSION = "v1.32.4"
+# the kubelet's defaults for its event client (eventRecordQPS, eventBurst), shared by all simulated nodes
+EVENT_QPS, EVENT_BURST = 50.0, 100
 PATCH_VISIBLE_WITHIN = 0.5  # seconds: a status patch whose watch event has not come by then changed nothing
 CONTAINER_RUNTIME_VERSION = "containerd://1.7.24"
 # InternalIPs from loopback: nothing should connect to a simulated node, and if something does the
@@ -145,6 +150,9 @@ class SimulatedNodes:
         self._next_ip = 1  # search hints: allocation stays linear with thousands of nodes
         self._next_cidr = 0
         self._tasks: list[asyncio.Task] = []
+        self._recorders: dict[str, EventRecorder] = {}  # node -> its kubelet's recorder
+        self._event_limiter = BucketRateLimiter(EVENT_QPS, EVENT_BURST)
+        self._images: dict[str, set[str]] = {}  # node -> images pulled there
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -172,6 +180,7 @@ class SimulatedNodes:
         await self.node_controller.stop()
         await self.pod_controller.stop()
         await self.factory.stop()
+        await asyncio.gather(*(r.stop() for r in self._recorders.values()))
 
     async def ensure_nodes(self, names: list[str]) -> None:
         """Add `names` to the desired state (creating the ConfigMap), keeping entries already there."""
@@ -346,6 +355,7 @@ class SimulatedNodes:
             self._pod_ips.pop(name, None)
             return
         alive = (spec.get("state") or "Running") != "Killed"
+        registered = node is None
         if node is None:
             try:
                 node = await self.client.nodes.create(self.node_object(name, spec))
@@ -368,6 +378,9 @@ class SimulatedNodes:
         want = self._capacity(spec)
         if not was_alive or ready.get("status") != "True" or status.get("capacity") != want:
             await self._post_status(node, want)
+        if not was_alive:
+            events = simulated_events.kubelet_start_events(name, registered or ready.get("status") != "True")
+            self._record(name, simulated_events.node_reference(name), events)
         if not was_alive:  # a revived (or newly seen) kubelet picks up its pods
             for pod in self.pod_informer.store.by_index("node", name):
                 self.pod_controller.enqueue(pod)
@@ -548,11 +561,25 @@ class SimulatedNodes:
                     return None
                 raise
             clock.patched_from_rv, clock.patched_at = rv, time.monotonic()
+            images = self._images.setdefault(node_name, set())
+            self._record(node_name, pod, simulated_events.container_events(pod, old, status, images))
         return nxt
+
+    def _record(self, node_name: str, pod: Obj, events: list[tuple[str, str, str]]) -> None:
+        if not events:
+            return
+        recorder = self._recorders.get(node_name)
+        if recorder is None:
+            recorder = self._recorders[node_name] = EventRecorder(self.client, "kubelet", node_name,
+                                                                  self._event_limiter)
+        for event_type, reason, message in events:
+            recorder.event(pod, event_type, reason, message)
 
     async def _finish_deletion(self, pod: Obj, uid: str, node_name: str) -> float | None:
         """Honour a graceful deletion: stop the containers (at most stop_delay), then delete for good."""
         meta = pod["metadata"]
+        if uid not in self._deleting:
+            self._record(node_name, pod, simulated_events.killing_events(pod))
         seen = self._deleting.setdefault(uid, time.monotonic())
         grace = meta.get("deletionGracePeriodSeconds")
         wait = min(float(grace if grace is not None else 30), self.settings.stop_delay)
