@@ -38,7 +38,7 @@ from kubelite.client.controller import Controller
 from kubelite.client.events import EventRecorder
 from kubelite.client.informer import SharedInformerFactory, index_by_node_name, split_meta_namespace_key
 from kubelite.client.workqueue import BucketRateLimiter
-from kubelite.runtime import simulated_events
+from kubelite.runtime import node_events, simulated_events
 from kubelite.runtime.simulated_pods import PodClock, Settings, desired_status
 
 log = logging.getLogger(__name__)
@@ -379,8 +379,12 @@ class SimulatedNodes:
         if not was_alive or ready.get("status") != "True" or status.get("capacity") != want:
             await self._post_status(node, want)
         if not was_alive:
-            events = simulated_events.kubelet_start_events(name, registered or ready.get("status") != "True")
-            self._record(name, simulated_events.node_reference(name), events)
+            old = [] if registered else status.get("conditions")
+            new = node_conditions("", True)
+            events = [node_events.STARTING, *node_events.condition_events(name, old, new)]
+            if registered:
+                events.append(node_events.ALLOCATABLE_ENFORCED)
+            self._record(name, node_events.node_reference(name), events)
         if not was_alive:  # a revived (or newly seen) kubelet picks up its pods
             for pod in self.pod_informer.store.by_index("node", name):
                 self.pod_controller.enqueue(pod)

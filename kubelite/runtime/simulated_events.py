@@ -82,18 +82,3 @@ def killing_events(pod: Obj) -> list[Event]:
             for key in ("initContainerStatuses", "containerStatuses")
             for s in status.get(key) or [] if "running" in (s.get("state") or {})]
 
-
-def node_reference(name: str) -> Obj:
-    """The kubelet's reference to its node: kind Node, the name as uid, no namespace (pkg/kubelet nodeRef)."""
-    return {"kind": "Node", "metadata": {"name": name, "uid": name}}
-
-
-def kubelet_start_events(name: str, conditions_new: bool) -> list[Event]:
-    """What a starting kubelet says about its node; the condition events only when they were not yet true."""
-    events: list[Event] = [("Normal", "Starting", "Starting kubelet.")]
-    if conditions_new:
-        events += [("Normal", reason, f"Node {name} status is now: {reason}")
-                   for reason in ("NodeHasSufficientMemory", "NodeHasNoDiskPressure", "NodeHasSufficientPID")]
-        events += [("Normal", "NodeAllocatableEnforced", "Updated Node Allocatable limit across pods"),
-                   ("Normal", "NodeReady", f"Node {name} status is now: NodeReady")]
-    return events
