@@ -21,14 +21,16 @@ class IPTablesError(RuntimeError):
     pass
 
 
-async def run(argv: list[str], input: str | None = None, attempts: int = 3) -> tuple[int, str, str]:
+async def run(argv: list[str], input: str | None = None, attempts: int = 3,
+              discard_stdout: bool = False) -> tuple[int, str, str]:
     """Run a command to completion. A child killed by a signal before it did anything (seen here as
     SIGSEGV between fork and exec in a server whose gRPC threads skip fork handlers, or as a closed
     stdin pipe) is run again: every command we run is idempotent or all-or-nothing."""
     for attempt in range(attempts):
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.DEVNULL if discard_stdout else asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
         try:
             out, err = await proc.communicate(input.encode() if input is not None else None)
         except (RuntimeError, BrokenPipeError, ConnectionResetError) as e:  # the child is gone already
@@ -41,8 +43,27 @@ async def run(argv: list[str], input: str | None = None, attempts: int = 3) -> t
         if rc < 0 and attempt + 1 < attempts:
             log.warning("%s was killed by signal %d; running it again", argv[0], -rc)
             continue
-        return rc, out.decode(errors="replace"), err.decode(errors="replace")
+        return rc, (out or b"").decode(errors="replace"), err.decode(errors="replace")
     raise AssertionError("unreachable")
+
+
+# iptables-nft (1.8.x) records every chain a restore command names, and each jump target, in a
+# sorted linked list (to fetch only those chains from the kernel): one insertion per rule, each a
+# linear scan, so a restore costs rules x chains string compares: 10 s of CPU for 32,000 rules over
+# 11,000 chains. One command that names no chain makes it fetch the whole table instead and skip
+# the list; the only such command that changes nothing is a listing (`-S`), whose output we drop.
+# It reads and prints the table's rules, so it is worth it only when many chains are written.
+WHOLE_TABLE_FROM = 1000  # chains declared in one restore
+
+
+def _with_listing(text: str) -> str:
+    """`-S` as the first command of each table in a restore input."""
+    for table in ("filter", "nat", "mangle", "raw", "security"):
+        head = f"*{table}\n"
+        if text.startswith(head):
+            text = head + "-S\n" + text[len(head):]
+        text = text.replace(f"\n{head}", f"\n{head}-S\n")
+    return text
 
 
 class IPTables:
@@ -51,14 +72,26 @@ class IPTables:
         suffix = f"-{backend}" if backend else ""
         self.iptables, self.restore_cmd, self.save_cmd = (f"iptables{suffix}", f"iptables{suffix}-restore",
                                                           f"iptables{suffix}-save")
+        self.nft_backend: bool | None = {"nft": True, "legacy": False}.get(backend)  # None: ask `iptables -V`
 
     @staticmethod
     def available() -> bool:
         return bool(shutil.which("iptables") and shutil.which("iptables-restore"))
 
+    async def is_nft(self) -> bool:
+        """Whether the iptables commands are the nf_tables flavour (`iptables v1.8.9 (nf_tables)`)."""
+        if self.nft_backend is None:
+            rc, out, _ = await run([self.iptables, "-V"])
+            self.nft_backend = rc == 0 and "nf_tables" in out
+        return self.nft_backend
+
     async def restore(self, text: str) -> None:
         """Apply a ruleset; on failure nothing changed (restore is all or nothing per table)."""
-        rc, _, err = await run([*self.prefix, self.restore_cmd, "-w", "5", "--noflush"], text)
+        many = text.count("\n:") >= WHOLE_TABLE_FROM
+        if many and await self.is_nft():
+            text = _with_listing(text)
+        rc, _, err = await run([*self.prefix, self.restore_cmd, "-w", "5", "--noflush"], text,
+                               discard_stdout=many)
         if rc != 0:
             raise IPTablesError(f"iptables-restore failed ({rc}): {err.strip()}")
 
