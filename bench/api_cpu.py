@@ -42,10 +42,12 @@ def running_status(old: dict) -> dict:
 async def main(n: int) -> None:
     from kubelite.apiserver.config import ServerConfig
     from kubelite.apiserver.controlplane import ControlPlane
+    from kubelite.apiserver.server import tune_gc
 
     plane = ControlPlane(ServerConfig(data_dir=tempfile.mkdtemp(prefix="kl-bench-"), port=free_port(),
                                       controllers=False, scheduler=False, dns_listen=""))
     await plane.start()
+    tune_gc()  # the collector as the server process runs it
     svc, reg = plane.service, plane.service.registry
     cms, pods = reg.get("", "v1", "configmaps"), reg.get("", "v1", "pods")
     await svc.create(reg.get("", "v1", "namespaces"), None, {"metadata": {"name": "b"}})

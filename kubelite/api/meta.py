@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import random
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,8 +42,16 @@ def parse_time(ts: str | None) -> float | None:
         return None
 
 
+_UUID_V4_CLEAR = 0xF000 << 64 | 0xC000 << 48  # the version and variant bits
+_UUID_V4_SET = 0x4000 << 64 | 0x8000 << 48  # version 4, RFC 4122 variant
+
+
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as upstream's uuid.NewRandom: 16 bytes from the OS's CSPRNG, formatted
+    directly (str(uuid.uuid4()) builds a UUID object first, at twice the cost, on every create)."""
+    n = int.from_bytes(os.urandom(16), "big") & ~_UUID_V4_CLEAR | _UUID_V4_SET
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def generate_name(prefix: str) -> str:

@@ -231,6 +231,7 @@ class _Walk:
     def object(self, definition: str, value: Any) -> Any:
         # custom resources are decoded as unstructured JSON: their schema validation reports types
         self.unstructured = schema.is_custom(definition)
+        self.defs = schema.definitions()
         return self.node({"$ref": schema.REF_PREFIX + definition}, value, "", "", "")
 
     def node(self, sch: dict, value: Any, path: str, go_path: str, struct: str) -> Any:
@@ -238,46 +239,53 @@ class _Walk:
         if value is None:
             return value
         ref = sch.get("$ref")
-        name = schema.ref_name(ref) if ref else ""
-        if name == _INT_OR_STRING:
-            if not isinstance(value, str) and not (isinstance(value, int) and not isinstance(value, bool)
-                                                   and _in_range(value, "int32")):
-                self._type_error(value, struct, go_path, "int32")
-            return value
-        if name == _QUANTITY:
-            if isinstance(value, bool) or not isinstance(value, str | int | float) or (
-                    isinstance(value, str) and not _QUANTITY_RE.match(value.strip())):
-                self.type_errors.append(_QUANTITY_ERROR)
-            return value
-        sch = schema.resolve(sch)
-        typ = _type_of(sch)
-        if typ == "object" or "properties" in sch or "additionalProperties" in sch:
+        if ref:
+            name = _REF_NAMES.get(ref)
+            if name is None:
+                name = _REF_NAMES[ref] = schema.ref_name(ref)
+            if name == _INT_OR_STRING:
+                if not isinstance(value, str) and not (isinstance(value, int) and not isinstance(value, bool)
+                                                       and _in_range(value, "int32")):
+                    self._type_error(value, struct, go_path, "int32")
+                return value
+            if name == _QUANTITY:
+                if isinstance(value, bool) or not isinstance(value, str | int | float) or (
+                        isinstance(value, str) and not _QUANTITY_RE.match(value.strip())):
+                    self.type_errors.append(_QUANTITY_ERROR)
+                return value
+            sch = self.defs[name]  # schema.resolve, looked up afresh: custom definitions are replaced
+        else:
+            name = ""
+        info = _info(sch)
+        shape = info.shape
+        if shape is _STRUCT or shape is _MAP or shape is _FREE:
             if not isinstance(value, dict):
                 self._type_error(value, struct, go_path, _go_type(sch, name))
                 return value
-            if "properties" in sch:
+            if shape is _STRUCT:
                 return self.struct(sch, value, path, go_path, name.rsplit(".", 1)[-1] if name else struct)
-            if isinstance(sch.get("additionalProperties"), dict):
-                return self.map(sch["additionalProperties"], value, path, go_path, struct)
+            if shape is _MAP:
+                return self.map(info.elem, value, path, go_path, struct)
             return value  # free-form object (RawExtension, FieldsV1, JSON)
-        if typ == "array":
+        if shape is _ARRAY:
             if not isinstance(value, list):
                 self._type_error(value, struct, go_path, _go_type(sch, name))
                 return value
-            items = sch.get("items") or {}
-            out = [self.node(items, v, f"{path}[{i}]", go_path, struct) for i, v in enumerate(value)]
+            items = info.elem
+            node = self.node
+            out = [node(items, v, f"{path}[{i}]", go_path, struct) for i, v in enumerate(value)]
             return out if self.prune else value
-        if typ == "string":
+        if shape is _STRING:
             if not isinstance(value, str):
                 self._type_error(value, struct, go_path, "string")
-        elif typ == "integer":
-            fmt = sch.get("format") or "int64"
+        elif shape is _INTEGER:
+            fmt = info.fmt
             if isinstance(value, bool) or not isinstance(value, int) or not _in_range(value, fmt):
                 self._type_error(value, struct, go_path, fmt)
-        elif typ == "number":
+        elif shape is _NUMBER:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 self._type_error(value, struct, go_path, "float64")
-        elif typ == "boolean":
+        elif shape is _BOOLEAN:
             if not isinstance(value, bool):
                 self._type_error(value, struct, go_path, "bool")
         return value
@@ -303,6 +311,8 @@ class _Walk:
             out[k] = self.node(sub, value[k], p, gp, struct)
         if not self.prune:
             return value
+        if not self.sort_keys:
+            return out  # built in the body's key order already
         return {k: out[k] for k in value if k in out}  # keep the body's key order
 
     def map(self, elem: dict, value: dict, path: str, go_path: str, struct: str) -> dict:
@@ -313,7 +323,9 @@ class _Walk:
             if k in dups:
                 self.strict.append(f'duplicate field "{p}"')
             out[k] = self.node(elem, value[k], p, go_path, struct)
-        return {k: out[k] for k in value} if self.prune else value
+        if not self.prune:
+            return value
+        return {k: out[k] for k in value} if self.sort_keys else out
 
     def _type_error(self, value: Any, struct: str, go_path: str, go_type: str) -> None:
         if getattr(self, "unstructured", False):
@@ -324,6 +336,52 @@ class _Walk:
                                     f"of type {go_type}")
         else:
             self.type_errors.append(f"json: cannot unmarshal {what} into Go value of type {go_type}")
+
+
+_STRUCT, _MAP, _FREE, _ARRAY, _STRING, _INTEGER, _NUMBER, _BOOLEAN, _ANY = (
+    "struct", "map", "free", "array", "string", "integer", "number", "boolean", "any")
+
+
+class _Info:
+    """What the walk needs of one resolved schema node, worked out once: every request body walks the
+    same few hundred nodes, and re-reading their types and items per value was most of the walk."""
+
+    __slots__ = ("sch", "shape", "elem", "fmt")
+
+    def __init__(self, sch: dict):
+        self.sch = sch  # held so that its id is not reused while the entry lives
+        typ = _type_of(sch)
+        self.elem: dict = {}
+        self.fmt = ""
+        if typ == "object" or "properties" in sch or "additionalProperties" in sch:
+            if "properties" in sch:
+                self.shape = _STRUCT
+            elif isinstance(sch.get("additionalProperties"), dict):
+                self.shape, self.elem = _MAP, sch["additionalProperties"]
+            else:
+                self.shape = _FREE
+        elif typ == "array":
+            self.shape, self.elem = _ARRAY, sch.get("items") or {}
+        elif typ in ("string", "integer", "number", "boolean"):
+            self.shape = {"string": _STRING, "integer": _INTEGER, "number": _NUMBER, "boolean": _BOOLEAN}[typ]
+            self.fmt = sch.get("format") or "int64"
+        else:
+            self.shape = _ANY
+
+
+_INFOS: dict[int, _Info] = {}
+_REF_NAMES: dict[str, str] = {}  # $ref -> definition name (a few hundred refs)
+
+
+def _info(sch: dict) -> _Info:
+    """The schema node's _Info, by identity (custom resource definitions come and go as new dicts)."""
+    hit = _INFOS.get(id(sch))
+    if hit is not None and hit.sch is sch:
+        return hit
+    if len(_INFOS) >= 20000:
+        _INFOS.clear()
+    info = _INFOS[id(sch)] = _Info(sch)
+    return info
 
 
 def _type_of(sch: dict) -> str:

@@ -260,6 +260,8 @@ def update_managed_fields(old: dict | None, new: dict, manager: str, operation: 
     prev = managers.get(me.ident)
     if cur:
         me.fields = mf.union(cur, prev.fields) if prev else cur
+        if prev is not None and me.fields is prev.fields:
+            me._raw = prev._raw  # the same fields: their FieldsV1 need not be encoded again
         managers[me.ident] = me
     _encode(new, managers)
 

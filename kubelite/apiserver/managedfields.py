@@ -227,19 +227,27 @@ def _pe_sort_key(pe: str) -> str:
 
 
 def union(a: Tree, b: Tree) -> Tree:
+    """Members of either. b itself when a adds nothing to it, so that a manager whose write touched
+    only fields it already owned keeps its encoded FieldsV1."""
     if not a:
         return b
     if not b:
         return a
-    out: Tree = {}
-    for k in a.keys() | b.keys():
+    out: Tree | None = None
+    for k, v in a.items():
         if k == ".":
-            out["."] = {}
-        elif k in a and k in b:
-            out[k] = union(a[k], b[k])
-        else:
-            out[k] = a[k] if k in a else b[k]
-    return out
+            if "." not in b:
+                if out is None:
+                    out = dict(b)
+                out["."] = {}
+            continue
+        bv = b.get(k)
+        sub = v if bv is None else union(v, bv)
+        if sub is not bv:
+            if out is None:
+                out = dict(b)
+            out[k] = sub
+    return b if out is None else out
 
 
 def difference(a: Tree, b: Tree) -> Tree:
