@@ -114,8 +114,13 @@ class Resource:
     # Served for a CustomResourceDefinition (additive): unstructured objects, no strategic merge patch,
     # schema errors reported by the CRD's validation rather than the Go decoder
     custom: bool = False
-    # discovery's singularName when it is not the lowercased kind (CRDs name it: spec.names.singular)
-    singular_name: str = ""
+    # discovery's singularName when it is not the lowercased kind (CRDs name it: spec.names.singular);
+    # "" is served as is (metrics-server's kinds declare none)
+    singular_name: str | None = None
+    # Read-only resources computed elsewhere than the store (additive; metrics.k8s.io, which upstream
+    # serves from metrics-server): get/list go to backend.get(namespace, name) and
+    # backend.list(namespace, label_selector, field_selector); every other verb is refused
+    backend: Any = None
 
     @property
     def group_version(self) -> str:
@@ -123,7 +128,7 @@ class Resource:
 
     @property
     def singular(self) -> str:
-        return self.singular_name or self.kind.lower()
+        return self.kind.lower() if self.singular_name is None else self.singular_name
 
     @property
     def qualified(self) -> str:

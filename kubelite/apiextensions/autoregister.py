@@ -32,6 +32,7 @@ PRIORITIES: dict[tuple[str, str], tuple[int, int]] = {
     ("coordination.k8s.io", "v1"): (16500, 15), ("node.k8s.io", "v1"): (16300, 15),
     ("discovery.k8s.io", "v1"): (16200, 15), ("flowcontrol.apiserver.k8s.io", "v1"): (16100, 21),
     ("apiregistration.k8s.io", "v1"): (18000, 15),
+    ("metrics.k8s.io", "v1beta1"): (100, 100),  # as metrics-server's manifest registers it
 }
 
 def apiservice_name(group: str, version: str) -> str:

@@ -48,6 +48,10 @@ class ServerConfig:
     # its iptables chains are <prefix>-SERVICES, <prefix>-SVC-...; clusters sharing one host (tests) differ
     proxy_chain_prefix: str = "KUBE"
     proxy_mode: str = "iptables"  # kube-proxy's --proxy-mode: iptables (upstream's default) or nftables
+    # the metrics server's scrape interval (metrics-server --metric-resolution) and the HPA controller's
+    # period (--horizontal-pod-autoscaler-sync-period), in seconds; tests shorten both
+    metric_resolution: float = 15.0
+    hpa_sync_period: float = 15.0
 
     @property
     def db_path(self) -> str:

@@ -119,7 +119,7 @@ async def _read_body(request: web.Request, field_validation: str, res: Resource,
     from kubelite.api import structural
 
     raw = await request.read()
-    ctype = request.content_type or JSON
+    ctype = _media_type(request) or JSON
     if ctype == PROTOBUF and raw:  # protobuf body (kubectl typed clients): decode, then the JSON path
         raw, ctype = orjson.dumps(_decode_protobuf(raw)), JSON
     if ctype not in (JSON, YAML, "*/*", "text/plain", "application/octet-stream"):
@@ -235,6 +235,8 @@ class ResourceHandler:
             return respond(reviewed, 201, "json", warnings)
         if method == "GET" and "get" not in res.verbs or method == "POST" and "create" not in res.verbs:
             raise errors.new_method_not_allowed()
+        if res.backend is not None and (method != "GET" or t.watch_path or _truthy(q.get("watch"))):
+            raise errors.new_method_not_allowed()  # read-only computed resources (metrics.k8s.io): get, list
         if method == "GET":
             if t.watch_path or _truthy(q.get("watch")):
                 if t.name:
@@ -356,6 +358,21 @@ class ResourceHandler:
         finally:
             await events.aclose()
         return resp
+
+
+_MEDIA_TYPES: dict[str | None, str] = {}  # Content-Type header -> request.content_type
+
+
+def _media_type(request: web.Request) -> str:
+    """request.content_type, remembered by header: aiohttp parses the header with the email package
+    on every request, a few percent of a create's CPU, and clients send the same few values."""
+    header = request.headers.get("Content-Type")
+    ctype = _MEDIA_TYPES.get(header)
+    if ctype is None:
+        ctype = request.content_type
+        if len(_MEDIA_TYPES) < 256:
+            _MEDIA_TYPES[header] = ctype
+    return ctype
 
 
 @functools.lru_cache(maxsize=64)

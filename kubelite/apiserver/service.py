@@ -91,6 +91,10 @@ class APIService:
         self.registry = registry
         self.store = store
         self.admission = admission or []
+        # the plugins with an admit phase (or something to release after it): the others (webhooks,
+        # policies) cost nothing there, and none in the request-level phases below
+        self._admitting = [p for p in self.admission if type(p).admit is not AdmissionPlugin.admit
+                           or type(p).release is not AdmissionPlugin.release]
         # the plugins with request-level phases (webhooks): the others cost nothing there
         self._mutating = [p for p in self.admission
                           if type(p).mutate_request is not AdmissionPlugin.mutate_request]
@@ -169,7 +173,7 @@ class APIService:
     async def _admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
         done: list[AdmissionPlugin] = []
         try:
-            for plugin in self.admission:
+            for plugin in self._admitting:
                 await plugin.admit(op, res, obj, old)
                 done.append(plugin)
         except BaseException:
@@ -207,6 +211,8 @@ class APIService:
 
     # ------------------------------------------------------------------ get / list
     async def get(self, res: Resource, namespace: str | None, name: str, subresource: str = "") -> Obj:
+        if res.backend is not None:  # computed, not stored (registry.Resource.backend)
+            return await res.backend.get(namespace, name)
         obj = await self.store.get(self._key(res, namespace, name))
         if obj is None:
             raise errors.new_not_found(res.plural, res.group, name)
@@ -235,6 +241,8 @@ class APIService:
     async def list(self, res: Resource, namespace: str | None, *, label_selector: str = "", field_selector: str = "",
                    limit: int = 0, continue_: str = "", resource_version: str = "",
                    resource_version_match: str = "") -> Obj:
+        if res.backend is not None:  # computed, not stored (registry.Resource.backend)
+            return await res.backend.list(namespace, label_selector, field_selector)
         match = self._selector_filter(res, label_selector, field_selector)
         prefix = self._prefix(res, namespace)
         start_after = ""

@@ -63,7 +63,28 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proxy-mode", choices=("iptables", "nftables"),
                    help="how the service proxy programs the kernel, as kube-proxy's --proxy-mode (default: "
                         "iptables; nftables: one `nft -f` transaction, far faster with many services)")
+    p.add_argument("--metric-resolution", type=_duration, metavar="DURATION",
+                   help="how often the metrics server scrapes kubelets, as metrics-server's (default: 15s)")
+    p.add_argument("--horizontal-pod-autoscaler-sync-period", type=_duration, metavar="DURATION",
+                   help="how often HorizontalPodAutoscalers are reconciled (default: 15s)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _duration(value: str) -> float:
+    """A Go duration ("15s", "500ms", "1m30s") or plain seconds, as a positive number of seconds."""
+    import re
+
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = re.findall(r"([0-9]*\.?[0-9]+)(ms|s|m|h)", value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise argparse.ArgumentTypeError(f"invalid duration {value!r}") from None
+        seconds = sum(float(n) * units[u] for n, u in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}: must be positive")
+    return seconds
 
 
 def data_dir(args: argparse.Namespace) -> str:
@@ -115,6 +136,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         config.proxy_chain_prefix = args.proxy_chain_prefix
     if getattr(args, "proxy_mode", None):
         config.proxy_mode = args.proxy_mode
+    if getattr(args, "metric_resolution", None):
+        config.metric_resolution = args.metric_resolution
+    if getattr(args, "horizontal_pod_autoscaler_sync_period", None):
+        config.hpa_sync_period = args.horizontal_pod_autoscaler_sync_period
     _check_cidrs(config)
     return config
 
@@ -124,7 +149,9 @@ def server_argv(config: ServerConfig, verbose: bool = False) -> list[str]:
     argv = ["server", "--data-dir", config.data_dir, "--bind", config.bind, "--port", str(config.port),
             "--service-cidr", config.service_cidr, "--cluster-cidr", config.cluster_cidr,
             "--simulated-nodes", str(config.simulated_nodes),
-            "--default-watch-cache-size", str(config.watch_history), "--dns-listen", config.dns_listen]
+            "--default-watch-cache-size", str(config.watch_history), "--dns-listen", config.dns_listen,
+            "--metric-resolution", f"{config.metric_resolution:g}s",
+            "--horizontal-pod-autoscaler-sync-period", f"{config.hpa_sync_period:g}s"]
     for san in config.tls_sans:
         argv += ["--tls-san", san]
     if config.token_file:

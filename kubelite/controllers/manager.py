@@ -73,7 +73,8 @@ class ControllerManager:
             *workload_controllers(client, f, config),
             *_auth_controllers(client, f, config),
         ]
-        self.controllers.append(HorizontalPodAutoscalerController(client, f, self.registry))
+        self.controllers.append(HorizontalPodAutoscalerController(
+            client, f, self.registry, sync_period=float(getattr(config, "hpa_sync_period", 15.0) or 15.0)))
         self.garbage_collector = GarbageCollector(client, f, self.registry)
         self._started = False
 

@@ -76,6 +76,10 @@ class KubeletServer:
         app.router.add_get("/pods", self.pods)
         app.router.add_get("/logs", self.node_logs)
         app.router.add_get("/logs/{path:.*}", self.node_logs)
+        from kubelite.kubelet import stats  # the resource metrics endpoint (metrics server's scrape target)
+
+        resource_stats = stats.ResourceStats(self.runtime)
+        app.router.add_get("/metrics/resource", lambda r: stats.handle(resource_stats, r))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.cert, self.key)

@@ -30,6 +30,7 @@ MODULES = (
     "certificates",
     "flowcontrol",
     "node_k8s_io",  # node.k8s.io
+    "metrics",  # metrics.k8s.io (served by kubelite.metrics)
 )
 
 

@@ -139,6 +139,12 @@ class RuntimeClient:
                                 pb.ContainerStatusRequest(container_id=container_id))
         return resp.status
 
+    async def container_status_verbose(self, container_id: str) -> tuple[pb.ContainerStatus, dict[str, str]]:
+        """Status plus the runtime's verbose `info` (containerd: JSON with the pid and the runtime spec)."""
+        resp = await self._call(self._runtime, "ContainerStatus",
+                                pb.ContainerStatusRequest(container_id=container_id, verbose=True))
+        return resp.status, dict(resp.info)
+
     async def update_container_resources(self, container_id: str, linux: pb.LinuxContainerResources) -> None:
         await self._call(self._runtime, "UpdateContainerResources",
                          pb.UpdateContainerResourcesRequest(container_id=container_id, linux=linux))
