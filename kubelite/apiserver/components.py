@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,8 +12,27 @@ log = logging.getLogger(__name__)
 
 
 async def start(service: Any, config: ServerConfig) -> list[Any]:
-    """Start what the config asks for; each returned object has `async stop()`."""
+    """Start what the config asks for; each returned object has `async stop()`.
+
+    A real node starts beside the control-plane components: most of its start is waiting for
+    containerd to come up, which the components' informer syncs fill."""
     started: list[Any] = []
+    node = None
+    if getattr(config, "kubelet", False):
+        node = asyncio.get_running_loop().create_task(_start_node(service, config), name="kubelite-node")
+    try:
+        await _start_control_plane(service, config, started)
+    except BaseException:
+        if node is not None:
+            node.cancel()
+            await asyncio.gather(node, return_exceptions=True)
+        raise
+    if node is not None:
+        started += await node
+    return started
+
+
+async def _start_control_plane(service: Any, config: ServerConfig, started: list[Any]) -> None:
     if config.controllers:
         from kubelite.client.client import Client
         from kubelite.controllers.manager import ControllerManager
@@ -44,24 +64,39 @@ async def start(service: Any, config: ServerConfig) -> list[Any]:
     from kubelite.kubelet.proxy import KubeletClient
 
     service.kubelet_client = KubeletClient(config.tls_dir)
-    if getattr(config, "kubelet", False):
-        from kubelite.client.client import Client as _KClient
-        from kubelite.kubelet import Kubelet, KubeletConfig, NodeUnavailable
+    # metrics-server's part: the resource metrics API (kubectl top, the HPA's Resource metrics)
+    from kubelite.metrics.server import MetricsServer
 
-        kubelet = Kubelet(_KClient.in_process(service), KubeletConfig.from_server_config(config))
-        try:
-            await kubelet.start()
-            started.append(kubelet)
-            if getattr(config, "kube_proxy", True):
-                proxier = await _start_proxy(_KClient.in_process(service), config, kubelet)
-                if proxier is not None:
-                    started.append(proxier)
-        except NodeUnavailable as e:
-            log.error("no node on this host, running the control plane only: %s", e)
-            await kubelet.stop()
-        except Exception:
-            log.exception("the kubelet failed to start; running the control plane only")
-            await kubelet.stop()
+    metrics = MetricsServer(_Client.in_process(service), service.registry, service.kubelet_client,
+                            resolution=getattr(config, "metric_resolution", 15.0))
+    await metrics.start()
+    started.append(metrics)
+
+
+async def _start_node(service: Any, config: ServerConfig) -> list[Any]:
+    """The kubelet and its service proxy; a node that cannot start leaves the control plane running."""
+    from kubelite.client.client import Client
+    from kubelite.kubelet import Kubelet, KubeletConfig, NodeUnavailable
+
+    kubelet = Kubelet(Client.in_process(service), KubeletConfig.from_server_config(config))
+    started: list[Any] = []
+    try:
+        await kubelet.start()
+        started.append(kubelet)
+        if getattr(config, "kube_proxy", True):
+            proxier = await _start_proxy(Client.in_process(service), config, kubelet)
+            if proxier is not None:
+                started.append(proxier)
+    except NodeUnavailable as e:
+        log.error("no node on this host, running the control plane only: %s", e)
+        await kubelet.stop()
+    except Exception:
+        log.exception("the kubelet failed to start; running the control plane only")
+        await kubelet.stop()
+    except asyncio.CancelledError:  # the control plane failed to start: leave nothing running
+        for comp in reversed(started or [kubelet]):
+            await comp.stop()
+        raise
     return started
 
 
