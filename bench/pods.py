@@ -10,8 +10,9 @@ its containerd with the burst's pods running.
 With --vs-swarm, the same scenarios on kubelite (a Deployment) and on Docker Engine in swarm mode (a
 service), same busybox image and command, one after the other: 20 replicas to Running, scaling
 20 -> 100, creating 100, and a rolling update of 100 replicas 10 at a time (kubelite: RollingUpdate
-with maxSurge 0 and maxUnavailable 10; swarm: --update-parallelism 10 --update-delay 0s). Prints
-both times and the ratio. Usage: sudo python bench/pods.py [--burst 50] [--single 10] [--vs-swarm]
+with maxSurge 0 and maxUnavailable 10; swarm: --update-parallelism 10 --update-delay 0s). Between
+scenarios each side waits until its runtime holds no container of the last one. Prints both times and
+the ratio. Usage: sudo python bench/pods.py [--burst 50] [--single 10] [--vs-swarm]
 """
 
 from __future__ import annotations
@@ -92,6 +93,22 @@ async def measure_pods(client, names: list[str], ns: str) -> list[float]:
     return [done[n] for n in names]
 
 
+async def runtime_idle(data_dir: str, timeout: float = 300) -> None:
+    """Wait until the node's runtime holds no sandbox: deleted pods leave the API before the kubelet
+    has removed their sandboxes, and the next scenario must not pay for that clean-up (Swarm's side
+    waits for `docker ps -a` to be empty likewise)."""
+    from kubelite.runtime.cri import RuntimeClient
+    from kubelite.runtime.cri.containerd import ContainerdPaths
+
+    rt = RuntimeClient("unix://" + ContainerdPaths(os.path.join(data_dir, "containerd")).socket)
+    try:
+        deadline = time.perf_counter() + timeout
+        while await rt.list_pod_sandbox() and time.perf_counter() < deadline:
+            await asyncio.sleep(0.25)
+    finally:
+        await rt.close()
+
+
 def ctr_runs(sock: str, count: int, parallel: bool) -> list[float]:
     ids = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(count)]
 
@@ -149,6 +166,7 @@ async def run(args: argparse.Namespace, data_dir: str, node_pid: int) -> None:
         deadline = time.perf_counter() + 180  # the node idle again before anything else is measured
         while (await client.pods.list(ns))["items"] and time.perf_counter() < deadline:
             await asyncio.sleep(0.5)
+        await runtime_idle(data_dir)
     finally:
         await client.close()
 
@@ -193,11 +211,16 @@ class PodTracker:
 
     async def _run(self) -> None:
         while True:
-            async for etype, pod in self._watch:
-                name = (pod.get("metadata") or {}).get("name")
-                if etype in ("BOOKMARK", "ERROR") or not name:
-                    continue
-                self._observe(etype, name, pod)
+            try:
+                async for etype, pod in self._watch:
+                    name = (pod.get("metadata") or {}).get("name")
+                    if etype in ("BOOKMARK", "ERROR") or not name:
+                        continue
+                    self._observe(etype, name, pod)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # an ERROR event (410 Expired, a slow watcher dropped) raises
+                print(f"  (pod watch ended: {e}; relisting)", file=sys.stderr)
             # the watch ended (timeout, expiry): resync from a list, then watch on from its version
             await self._watch.aclose()
             listing = await self.client.pods.list(self.ns)
@@ -225,6 +248,8 @@ class PodTracker:
     async def wait(self, pred, timeout: float = 600) -> None:
         deadline = time.perf_counter() + timeout
         while not pred():
+            if self._task.done():  # the tracker itself failed: say so rather than time out on stale counts
+                raise RuntimeError(f"pod tracker stopped: {self._task.exception()!r}")
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"{len(self.running)} running, {len(self.present)} present")
             await asyncio.sleep(0.02)
@@ -264,6 +289,7 @@ async def kubelite_scenarios(data_dir: str) -> dict[str, float]:
         out[SCENARIOS[1]] = time.perf_counter() - t0
         await client.deployments.delete("bench", ns)
         await pods.wait(lambda: not pods.present)
+        await runtime_idle(data_dir)
         t0 = time.perf_counter()
         await client.deployments.create(deployment("bench2", 100), ns)
         await pods.wait(lambda: len(pods.running) >= 100)

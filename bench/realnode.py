@@ -58,7 +58,7 @@ class NodeServer:
             f.write(r.stdout)
         n = self.kubectl("get", "node", self.node_name, "-o", "json")
         return n.returncode == 0 and any(x["type"] == "Ready" and x["status"] == "True"
-                                         for x in json.loads(n.stdout)["status"].get("conditions") or [])
+                                         for x in (json.loads(n.stdout).get("status") or {}).get("conditions") or [])
 
 
 @contextlib.contextmanager

@@ -165,7 +165,9 @@ def teardown_node(cluster, bridge: str) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+    from kubelite.kubelet import cni
+
+    cni.delete_bridge(bridge)  # and the node's masquerade rules
     # containerd's own mounts (overlay snapshots, shm) go away with the sandboxes; unmount leftovers
     root = os.path.realpath(cluster.data_dir)
     with open("/proc/self/mounts") as f:

@@ -77,6 +77,10 @@ class Kubelet:
         _remove_broken_bridge(cfg.cni_bridge)
         cni.write_conflist(cfg.cni_conf_dir, bridge=cfg.cni_bridge, subnet=pod_cidr, ipam_dir=cfg.cni_ipam_dir)
         cni.enable_forwarding()
+        try:
+            await asyncio.to_thread(cni.ensure_masquerade, cfg.cni_bridge, pod_cidr)
+        except OSError as e:  # pods still reach each other; only traffic leaving the node is affected
+            log.warning("pod network masquerade rules not written: %s", e)
         endpoint = cfg.container_runtime_endpoint
         if endpoint and cfg.insecure_registries:
             log.warning("--insecure-registry applies to the private containerd only; configure %s's registry "

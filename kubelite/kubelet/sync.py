@@ -102,9 +102,9 @@ class PodSyncer:
     # ---- runtime observation -------------------------------------------------------------
 
     async def _observe(self, uid: str) -> tuple[list[pb.PodSandbox], dict[str, list[pb.ContainerStatus]]]:
-        sandboxes = await self.runtime.list_pod_sandbox({L_POD_UID: uid})
+        sandboxes, containers = await asyncio.gather(self.runtime.list_pod_sandbox({L_POD_UID: uid}),
+                                                     self.runtime.list_containers({L_POD_UID: uid}))
         sandboxes.sort(key=lambda s: s.created_at, reverse=True)
-        containers = await self.runtime.list_containers({L_POD_UID: uid})
         statuses = await asyncio.gather(*(self._status(c.id) for c in containers))
         by_name: dict[str, list[pb.ContainerStatus]] = {}
         for cs in statuses:
@@ -303,9 +303,12 @@ class PodSyncer:
                 return 5.0
             if sandboxes:
                 self.recorder.event(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
-            sandboxes, instances = await self._observe(uid)
-            obs.instances = instances
-            ready = next(s for s in sandboxes if s.id == sid)
+            if sandboxes or any(instances.values()):
+                sandboxes, instances = await self._observe(uid)
+                obs.instances = instances
+                ready = next(s for s in sandboxes if s.id == sid)
+            else:  # the pod's first sandbox: nothing else to look at, no containers can exist yet
+                ready = pb.PodSandbox(id=sid, metadata=cfg.metadata, state=pb.SANDBOX_READY)
             fresh_sandbox = True
         sandbox_cfg = self.sandbox_config(pod, ready.metadata.attempt)
         if spec.get("hostNetwork"):
@@ -329,6 +332,7 @@ class PodSyncer:
             await self._write_status(pod, obs)
             return 5.0
         next_sync = 10.0
+        acted = fresh_sandbox
         ctx = (sandbox_cfg, ready.id, volume_paths, pod_ips, objects)
 
         # init containers, one at a time, in order
@@ -350,6 +354,7 @@ class PodSyncer:
                     next_sync = min(next_sync, delay)
                     break
             await self._start(pod, c, inst, ctx, "init")
+            acted = True
             next_sync = 1.0
             break
 
@@ -368,6 +373,7 @@ class PodSyncer:
                         waiting.pop(c["name"], None)
                         continue
                     await self._kill(pod, c, latest.id, self._grace(pod), reason)
+                    acted = True
                     next_sync = 0.2
                     continue
                 if latest is not None and latest.state == pb.CONTAINER_EXITED:
@@ -379,22 +385,26 @@ class PodSyncer:
                         next_sync = min(next_sync, delay)
                         continue
                 elif latest is not None and latest.state == pb.CONTAINER_CREATED:
+                    acted = True
                     try:
                         await self.runtime.start_container(latest.id)
                     except CRIError as e:
                         waiting[c["name"]] = ("RunContainerError", str(e))
                     continue
+                acted = True
                 if await self._start(pod, c, inst, ctx, "app") is None:
                     next_sync = min(next_sync, 2.0)
         for c in spec.get("ephemeralContainers") or []:
             # started once, whatever the init containers do, and never restarted (upstream's
             # EphemeralContainersToStart); a failed image pull or create is retried
             if not instances.get(c["name"]):
+                acted = True
                 if await self._start(pod, c, [], ctx, "ephemeral") is None:
                     next_sync = min(next_sync, 2.0)
         self.probes.ensure(pod, running, pod_ips[0] if pod_ips else "")
-        sandboxes, instances = await self._observe(uid)
-        obs.instances = instances
+        if acted:  # a resync that changed nothing reports what it observed at its start
+            sandboxes, instances = await self._observe(uid)
+            obs.instances = instances
         status = await self._write_status(pod, obs)
         await self._gc_dead(instances)
         if status.get("phase") in ("Succeeded", "Failed"):
@@ -642,7 +652,7 @@ class PodSyncer:
                 await self.runtime.remove_pod_sandbox(s.id)
             except CRIError:
                 log.warning("removing sandbox %s failed", s.id, exc_info=True)
-        self.volumes.cleanup(uid)
+        await asyncio.to_thread(self.volumes.cleanup, uid)  # rmtree: file system work off the event loop
         self.images.forget_pod(uid)
         self.backoff.forget_prefix(uid + "/")
         self.waiting.pop(uid, None)

@@ -8,6 +8,7 @@ hostPath mounts the host path itself.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
@@ -21,6 +22,19 @@ from kubelite.runtime.cri import pb
 log = logging.getLogger(__name__)
 
 DEFAULT_MODE = 0o644
+MAX_TOKEN_AGE = 24 * 3600.0  # upstream's token manager refreshes any token older than this
+
+
+def _parse_time(stamp: Any) -> float | None:
+    """An RFC 3339 timestamp (`2026-11-25T03:00:00Z`) as epoch seconds, None if absent or malformed."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _write_atomic(target: str, files: dict[str, tuple[bytes, int]], fs_group: int | None = None) -> None:
@@ -138,6 +152,9 @@ class VolumeManager:
         self.client = client
         self.pods_dir = pods_dir
         self.cluster_domain = cluster_domain
+        # (pod uid, service account, audiences, expirationSeconds) -> (token, refresh at): upstream's
+        # token manager, so a sync neither requests nor rewrites a token that is still fresh
+        self._tokens: dict[tuple[str, str, tuple[str, ...], int], tuple[bytes, float]] = {}
 
     def pod_dir(self, uid: str) -> str:
         return os.path.join(self.pods_dir, uid)
@@ -178,13 +195,14 @@ class VolumeManager:
                 src = vol.get("configMap") or vol.get("secret") or {}
                 p = os.path.join(base, "kubernetes.io~" + ("configmap" if kind == "ConfigMap" else "secret"), name)
                 files = await _keyed_files(src, kind, ns, objects, DEFAULT_MODE)
-                _write_atomic(p, files or {}, fs_group)
+                await asyncio.to_thread(_write_atomic, p, files or {}, fs_group)
                 paths[name] = p
             elif "downwardAPI" in vol:
                 src = vol["downwardAPI"] or {}
                 p = os.path.join(base, "kubernetes.io~downward-api", name)
-                _write_atomic(p, _downward_files(src.get("items") or [], pod, host_ip, pod_ips, allocatable,
-                                                 src.get("defaultMode", DEFAULT_MODE)), fs_group)
+                await asyncio.to_thread(_write_atomic, p, _downward_files(
+                    src.get("items") or [], pod, host_ip, pod_ips, allocatable, src.get("defaultMode", DEFAULT_MODE)),
+                    fs_group)
                 paths[name] = p
             elif "projected" in vol:
                 src = vol["projected"] or {}
@@ -202,7 +220,7 @@ class VolumeManager:
                         tok = s["serviceAccountToken"]
                         files[tok.get("path", "token")] = (await self._token(pod, tok), default_mode)
                 p = os.path.join(base, "kubernetes.io~projected", name)
-                _write_atomic(p, files, fs_group)
+                await asyncio.to_thread(_write_atomic, p, files, fs_group)
                 paths[name] = p
             elif "persistentVolumeClaim" in vol:
                 paths[name] = await self._claim_path(ns, (vol["persistentVolumeClaim"] or {}).get("claimName", ""))
@@ -243,20 +261,32 @@ class VolumeManager:
         return path
 
     async def _token(self, pod: dict, tok: dict) -> bytes:
-        """A bound service account token from the TokenRequest API (empty if the server has none)."""
+        """A bound service account token from the TokenRequest API (empty if the server has none),
+        reused until 80% of its lifetime (or 24 h) has passed, as upstream's token manager does."""
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
         sa = spec.get("serviceAccountName") or "default"
+        audiences = [tok["audience"]] if tok.get("audience") else []
+        seconds = int(tok.get("expirationSeconds") or 3607)
+        key = (meta.get("uid", ""), sa, tuple(audiences), seconds)
+        cached = self._tokens.get(key)
+        now = time.time()
+        if cached is not None and now < cached[1]:
+            return cached[0]
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "metadata": {"name": sa},
-                "spec": {"audiences": [tok["audience"]] if tok.get("audience") else [],
-                         "expirationSeconds": tok.get("expirationSeconds") or 3607,
+                "spec": {"audiences": audiences, "expirationSeconds": seconds,
                          "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta.get("name"),
                                             "uid": meta.get("uid")}}}
         try:
             resp = await self.client.serviceaccounts.create_subresource(sa, "token", body, meta.get("namespace"))
-            return ((resp.get("status") or {}).get("token") or "").encode()
         except Exception as e:  # no TokenRequest support yet: the file exists, empty
             log.debug("token request for %s/%s failed: %s", meta.get("namespace"), sa, e)
             return b""
+        status = resp.get("status") or {}
+        token = (status.get("token") or "").encode()
+        expires = _parse_time(status.get("expirationTimestamp")) or now + seconds
+        if token:
+            self._tokens[key] = (token, now + min(0.8 * max(expires - now, 0.0), MAX_TOKEN_AGE))
+        return token
 
     def mounts(self, pod: dict, container: dict, volume_paths: dict[str, str],
                env: list[tuple[str, str]] | None = None) -> list[pb.Mount]:
@@ -317,6 +347,8 @@ class VolumeManager:
         return path
 
     def cleanup(self, uid: str) -> None:
+        for key in [k for k in self._tokens if k[0] == uid]:
+            del self._tokens[key]
         empty = os.path.join(self.pod_dir(uid), "volumes", "kubernetes.io~empty-dir")
         for name in os.listdir(empty) if os.path.isdir(empty) else []:
             if os.path.ismount(os.path.join(empty, name)):  # medium: Memory
