@@ -305,9 +305,27 @@ def test_node_object_and_lease(node: Cluster):
     assert st["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
     assert {c["type"] for c in st["conditions"]} == {"Ready", "MemoryPressure", "DiskPressure", "PIDPressure"}
     assert n["spec"]["podCIDR"].endswith("/24")
-    assert any(BUSYBOX in (i.get("names") or []) for i in st.get("images") or []) or True
     lease = json.loads(node.kubectl("get", "lease", "-n", "kube-node-lease", node.node_name, "-o", "json").stdout)
     assert lease["spec"]["holderIdentity"] == node.node_name and lease["spec"]["renewTime"]
+
+    def images() -> list[str]:
+        st = json.loads(node.kubectl("get", "node", node.node_name, "-o", "json").stdout)["status"]
+        return [name for i in st.get("images") or [] for name in i.get("names") or []]
+
+    deadline = time.time() + 40  # the node status is reported every 10 s, images included
+    while BUSYBOX not in images() and time.time() < deadline:
+        time.sleep(1)
+    assert BUSYBOX in images(), images()
+    # the kubelet's events about its node, as `kubectl describe node` shows them
+    described = node.kubectl("describe", "node", node.node_name).stdout.split("\nEvents:", 1)[1]
+    for reason, message in (("Starting", "Starting kubelet."),
+                            ("NodeHasSufficientMemory", f"Node {node.node_name} status is now: NodeHasSufficientMemory"),
+                            ("NodeAllocatableEnforced", "Updated Node Allocatable limit across pods"),
+                            ("NodeReady", f"Node {node.node_name} status is now: NodeReady"),
+                            ("RegisteredNode", f"Node {node.node_name} event: Registered Node {node.node_name} in "
+                                               "Controller")):
+        assert any(line.split()[1:2] == [reason] and line.rstrip().endswith(message)
+                   for line in described.splitlines()), (reason, described)
 
 
 def test_images_ls(node: Cluster):

@@ -108,7 +108,7 @@ class Kubelet:
         self.node = NodeStatusManager(self.client, name=cfg.node_name, node_ip=self.node_ip, pod_cidr=pod_cidr,
                                       capacity=capacity, runtime_version=runtime_version, kubelet_port=port,
                                       runtime=self.runtime, update_frequency=cfg.node_status_update_frequency,
-                                      lease_duration=cfg.lease_duration_seconds)
+                                      lease_duration=cfg.lease_duration_seconds, recorder=self.recorder)
         await self.node.register()
         self.node.start()
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubelite.api.errors import StatusError
+from kubelite.runtime import node_events
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,9 @@ async def allocate_pod_cidr(client: Any, node_name: str, cluster_cidr: str) -> s
 class NodeStatusManager:
     def __init__(self, client: Any, *, name: str, node_ip: str, pod_cidr: str, capacity: dict[str, str],
                  runtime_version: str, kubelet_port: int, runtime: Any, update_frequency: float = 10.0,
-                 lease_duration: int = 40):
+                 lease_duration: int = 40, recorder: Any = None):
         self.client = client
+        self.recorder = recorder
         self.name = name
         self.node_ip = node_ip
         self.pod_cidr = pod_cidr
@@ -174,7 +176,9 @@ class NodeStatusManager:
                 patch["spec"] = want["spec"]
             node = await self.client.nodes.patch(self.name, patch, "merge")
         self.uid = node["metadata"].get("uid", "")
+        self._record([node_events.STARTING])
         await self.update_status(force=True)
+        self._record([node_events.ALLOCATABLE_ENFORCED])
         log.info("node %s registered (podCIDR %s, InternalIP %s)", self.name, self.pod_cidr, self.node_ip)
 
     async def update_status(self, force: bool = False) -> None:
@@ -187,6 +191,13 @@ class NodeStatusManager:
             await self.client.nodes.patch(self.name, {"status": status}, "merge", subresource="status")
             self._last_status = status
             self._last_write = loop.time()
+            self._record(node_events.condition_events(self.name, (node.get("status") or {}).get("conditions"),
+                                                      status["conditions"]))
+
+    def _record(self, events: list[tuple[str, str, str]]) -> None:
+        if self.recorder is not None:
+            for event_type, reason, message in events:
+                self.recorder.event(node_events.node_reference(self.name), event_type, reason, message)
 
     async def renew_lease(self) -> None:
         leases = self.client.leases
