@@ -47,7 +47,7 @@ class AccessControl:
         # the signing key is made off the event loop; the first token waits for it under the key's lock
         self._key_task = asyncio.get_running_loop().run_in_executor(None, self.key.ensure)
         await self.authorizer.start()
-        self.service.admission.append(self.escalation)
+        self.service.add_admission_plugin(self.escalation)
         self.service.token_request = self.token_request
         authorization.bind(self.service.registry, self.authorizer)
         authentication.bind(self.service.registry, self.review_token)

@@ -90,18 +90,27 @@ class APIService:
     def __init__(self, registry: Registry, store: Store, admission: list[AdmissionPlugin] | None = None):
         self.registry = registry
         self.store = store
-        self.admission = admission or []
-        # the plugins with an admit phase (or something to release after it): the others (webhooks,
-        # policies) cost nothing there, and none in the request-level phases below
-        self._admitting = [p for p in self.admission if type(p).admit is not AdmissionPlugin.admit
-                           or type(p).release is not AdmissionPlugin.release]
-        # the plugins with request-level phases (webhooks): the others cost nothing there
-        self._mutating = [p for p in self.admission
-                          if type(p).mutate_request is not AdmissionPlugin.mutate_request]
-        self._validating = [p for p in self.admission
-                            if type(p).validate_request is not AdmissionPlugin.validate_request]
+        self.admission: list[AdmissionPlugin] = []
+        self._admitting: list[AdmissionPlugin] = []
+        self._mutating: list[AdmissionPlugin] = []
+        self._validating: list[AdmissionPlugin] = []
+        for plugin in admission or []:
+            self.add_admission_plugin(plugin)
         # calls to webhooks (admission, CRD conversion): one pool of kept-alive connections
         self.webhooks = WebhookClient(store)
+
+    def add_admission_plugin(self, plugin: AdmissionPlugin) -> None:
+        """Append a plugin to the chain (the escalation check joins once authorization is set up)."""
+        self.admission.append(plugin)
+        kind = type(plugin)
+        # each phase calls only the plugins that implement it: a phase a plugin does not override
+        # costs nothing per request
+        if kind.admit is not AdmissionPlugin.admit or kind.release is not AdmissionPlugin.release:
+            self._admitting.append(plugin)
+        if kind.mutate_request is not AdmissionPlugin.mutate_request:
+            self._mutating.append(plugin)
+        if kind.validate_request is not AdmissionPlugin.validate_request:
+            self._validating.append(plugin)
 
     async def start(self) -> None:
         for plugin in self.admission:
