@@ -44,7 +44,7 @@ def skip_unless_node_possible() -> None:
         pytest.skip("the kubelet needs Linux")
     if os.geteuid() != 0:
         pytest.skip("the kubelet needs root")
-    from kubelite.runtime.cri.containerd import missing_requirements
+    from kubelite.runtime.requirements import missing_requirements
 
     problems = missing_requirements("/usr/lib/cni")
     if problems:

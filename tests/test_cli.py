@@ -310,7 +310,7 @@ def test_up_without_node_flags_gives_a_node(env):
     (root, containerd, runc, CNI plugins), else one simulated node, and up says why."""
     import time
 
-    from kubelite.runtime.cri.containerd import missing_requirements
+    from kubelite.runtime.requirements import missing_requirements
 
     real = os.geteuid() == 0 and not missing_requirements("/usr/lib/cni")
     bridge = "kla" + str(env.port)

@@ -84,9 +84,7 @@ async def _start_node(service: Any, config: ServerConfig) -> list[Any]:
         await kubelet.start()
         started.append(kubelet)
         if getattr(config, "kube_proxy", True):
-            proxier = await _start_proxy(Client.in_process(service), config, kubelet)
-            if proxier is not None:
-                started.append(proxier)
+            started.append(_InBackground(_start_proxy(Client.in_process(service), config, kubelet)))
     except NodeUnavailable as e:
         log.error("no node on this host, running the control plane only: %s", e)
         await kubelet.stop()
@@ -98,6 +96,20 @@ async def _start_node(service: Any, config: ServerConfig) -> list[Any]:
             await comp.stop()
         raise
     return started
+
+
+class _InBackground:
+    """A component the server's readiness does not wait for, as kube-proxy is its own process
+    upstream: its start runs as a task; stop() cancels a start still running, else stops it."""
+
+    def __init__(self, start: Any):
+        self._task = asyncio.get_running_loop().create_task(start, name="kubelite-background-start")
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        (comp,) = await asyncio.gather(self._task, return_exceptions=True)
+        if comp is not None and not isinstance(comp, BaseException):
+            await comp.stop()
 
 
 def _dns_config(config: ServerConfig) -> ServerConfig:
@@ -139,3 +151,6 @@ async def _start_proxy(client: Any, config: ServerConfig, kubelet: Any) -> Any:
         log.exception("the service proxy failed to start")
         await proxier.stop()
         return None
+    except asyncio.CancelledError:  # the server stops before the proxy's first sync
+        await proxier.stop()
+        raise

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 def _choose_node(config) -> None:
     """No node flag given: a real node when this host can run one, else one simulated node, so that
     `kubectl get nodes` always answers with a node."""
-    from kubelite.runtime.cri.containerd import missing_requirements
+    from kubelite.runtime.requirements import missing_requirements
 
     missing = missing_requirements(config.cni_bin_dir, need_containerd=not config.container_runtime_endpoint)
     if not missing:

@@ -26,7 +26,8 @@ from kubelite.kubelet.sync import L_POD_NAME, L_POD_NAMESPACE, L_POD_UID, PodSyn
 from kubelite.kubelet.volumes import VolumeManager
 from kubelite.runtime import images as node_images
 from kubelite.runtime.cri import RuntimeClient
-from kubelite.runtime.cri.containerd import Containerd, missing_requirements
+from kubelite.runtime.cri.containerd import Containerd
+from kubelite.runtime.requirements import missing_requirements
 
 log = logging.getLogger(__name__)
 

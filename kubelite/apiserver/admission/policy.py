@@ -18,7 +18,7 @@ from typing import Any
 from kubelite.api import errors
 from kubelite.api.registry import Resource
 from kubelite.api.selectors import selector_from_label_selector
-from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest, cel
+from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest
 from kubelite.apiserver.admission.webhook import review_request, rule_matches
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,8 @@ def _rule(rule: Obj, op: str, res: Resource, req: AdmissionRequest, name: str) -
 
 def _validate(spec: Obj, request: Obj, params: Any, ns_obj: Obj | None, fail: bool) -> list[tuple[str, str]]:
     """Evaluate one policy for one param object: the failed validations as (message, reason)."""
+    from kubelite.apiserver.admission import cel  # cel-python costs ~0.1 s to import: not at start-up
+
     variables = {v.get("name", ""): v.get("expression", "") for v in spec.get("variables") or ()}
 
     def resolve(name: str) -> Any:

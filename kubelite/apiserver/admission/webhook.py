@@ -24,7 +24,7 @@ import orjson
 from kubelite.api import errors
 from kubelite.api.registry import Resource
 from kubelite.api.selectors import selector_from_label_selector
-from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest, cel
+from kubelite.apiserver.admission import AdmissionPlugin, AdmissionRequest
 from kubelite.apiserver.webhook_client import WebhookCallError
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,8 @@ def _conditions_match(hook: Obj, request: Obj) -> bool:
     conditions = hook.get("matchConditions")
     if not conditions:
         return True
+    from kubelite.apiserver.admission import cel  # cel-python costs ~0.1 s to import: not at start-up
+
     act = cel.activation(request.get("object"), request.get("oldObject"), request)
     errs: list[str] = []
     for c in conditions:

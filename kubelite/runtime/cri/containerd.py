@@ -18,9 +18,6 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
-
-
 @dataclass
 class ContainerdPaths:
     base: str  # DATA_DIR/containerd
@@ -54,28 +51,6 @@ class ContainerdPaths:
     def certs_dir(self) -> str:
         """containerd's registry `config_path`: one HOST[:PORT]/hosts.toml per configured registry."""
         return os.path.join(self.base, "certs.d")
-
-
-def missing_requirements(cni_bin_dir: str, need_containerd: bool = True) -> list[str]:
-    """What keeps this host from running a node, worded for the operator (empty when all is there)."""
-    out: list[str] = []
-    if os.geteuid() != 0:
-        out.append("the kubelet needs root")
-    if need_containerd:
-        for binary in ("containerd", "ctr"):
-            if shutil.which(binary) is None:
-                out.append(f"{binary} not found (apt-get install containerd)")
-        if shutil.which("containerd-shim-runc-v2") is None and shutil.which("containerd") is not None:
-            out.append("containerd-shim-runc-v2 not found (apt-get install containerd)")
-    if shutil.which("runc") is None:
-        out.append("runc not found (apt-get install runc)")
-    for plugin in CNI_PLUGINS:
-        if not os.access(os.path.join(cni_bin_dir, plugin), os.X_OK):
-            out.append(f"CNI plugin {plugin} not found in {cni_bin_dir} (apt-get install containernetworking-plugins)")
-            break
-    if shutil.which("iptables") is None:
-        out.append("iptables not found (apt-get install iptables)")
-    return out
 
 
 def render_hosts_toml(registry: str) -> str:
