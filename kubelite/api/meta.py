@@ -80,6 +80,12 @@ def resource_version(obj: Obj) -> int:
         return 0
 
 
+def is_status_condition_true(obj: Obj, ctype: str) -> bool:
+    """apimachinery's meta.IsStatusConditionTrue, on an object's status.conditions."""
+    return any(c.get("type") == ctype and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
 def set_status_condition(conditions: list[Obj], cond: Obj) -> bool:
     """apimachinery's meta.SetStatusCondition: put `cond` (type, status, reason, message) into
     `conditions`, moving lastTransitionTime only when the status flips. True when anything changed."""

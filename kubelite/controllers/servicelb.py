@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from kubelite.api.errors import StatusError
+from kubelite.api.meta import is_status_condition_true
 from kubelite.client.controller import Controller
 from kubelite.client.informer import SharedInformerFactory, meta_namespace_key, split_meta_namespace_key
 
@@ -25,16 +26,11 @@ SIMULATED_LABEL = "kubelite.io/simulated"
 FIELD_MANAGER = "service-lb-controller"
 
 
-def _node_ready(node: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
-
-
 def node_addresses(nodes: list[Obj]) -> list[str]:
     """The address each ready real node is reached on (ExternalIP first, as k3s), sorted."""
     ips = set()
     for n in nodes:
-        if (n["metadata"].get("labels") or {}).get(SIMULATED_LABEL) == "true" or not _node_ready(n):
+        if (n["metadata"].get("labels") or {}).get(SIMULATED_LABEL) == "true" or not is_status_condition_true(n, "Ready"):
             continue
         addrs = (n.get("status") or {}).get("addresses") or []
         for kind in ("ExternalIP", "InternalIP"):

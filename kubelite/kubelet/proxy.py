@@ -133,6 +133,11 @@ async def _kubelet_base(service: Any, pod: dict) -> str:
         raise errors.new_bad_request(
             f"pod {pod['metadata']['name']} runs on simulated node {node['metadata']['name']}: it has no containers "
             "to attach to or execute in")
+    return kubelet_url(node)
+
+
+def kubelet_url(node: dict) -> str:
+    """https://HOST:PORT of a node's kubelet (its InternalIP and daemonEndpoints port)."""
     host, port = _node_address(node)
     if ":" in host:
         host = f"[{host}]"

@@ -23,7 +23,7 @@ import aiohttp
 from kubelite.api import errors
 from kubelite.api.kinds.common import format_quantity
 from kubelite.api.kinds.metrics import GROUP, VERSION, Unavailable
-from kubelite.api.meta import now_rfc3339
+from kubelite.api.meta import is_status_condition_true, now_rfc3339
 from kubelite.api.selectors import parse_field_selector, parse_label_selector
 from kubelite.client.informer import SharedInformerFactory, index_by_node_name
 from kubelite.metrics import resource_text
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 DEFAULT_RESOLUTION = 15.0
-SIMULATED_LABEL = "kubelite.io/simulated"
 
 
 def go_duration(seconds: float) -> str:
@@ -92,13 +91,6 @@ def bytes_quantity(n: int) -> str:
 def usage_quantities(usage: Usage) -> Obj:
     """metrics-server's ResourceList: CPU scaled to nano (DecimalSI), memory in bytes (BinarySI)."""
     return {"cpu": nano_quantity(usage.cpu), "memory": bytes_quantity(usage.memory)}
-
-
-def _node_ready(node: Obj) -> bool:
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
 
 
 class MetricsServer:
@@ -160,9 +152,11 @@ class MetricsServer:
             self.storage.forget(gone)
         for gone in set(self._simulated) - names:
             del self._simulated[gone]
+        from kubelite.kubelet.proxy import _simulated
+
         real = []
         for i, node in enumerate(nodes):
-            if (node["metadata"].get("labels") or {}).get(SIMULATED_LABEL) == "true":
+            if _simulated(node):
                 self._scrape_simulated(node)
                 if i % 10 == 9:
                     await asyncio.sleep(0)  # about 1 ms a node: let API requests in between
@@ -173,7 +167,7 @@ class MetricsServer:
 
     def _scrape_simulated(self, node: Obj) -> None:
         name = node["metadata"]["name"]
-        if not _node_ready(node):  # a killed simulated node's kubelet answers nothing
+        if not is_status_condition_true(node, "Ready"):  # a killed simulated kubelet answers nothing
             self.storage.forget(name)
             return
         sim = self._simulated.get(name)
@@ -184,15 +178,12 @@ class MetricsServer:
         self.storage.store(name, resource_text.parse(text, now))
 
     async def _scrape_kubelet(self, node: Obj) -> None:
-        from kubelite.kubelet.proxy import _node_address
+        from kubelite.kubelet.proxy import kubelet_url
 
         name = node["metadata"]["name"]
         if self.kubelet_client is None:
             return
-        host, port = _node_address(node)
-        if ":" in host:
-            host = f"[{host}]"
-        url = f"https://{host}:{port}/metrics/resource"
+        url = f"{kubelet_url(node)}/metrics/resource"
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
