@@ -652,7 +652,7 @@ class PodSyncer:
                 await self.runtime.remove_pod_sandbox(s.id)
             except CRIError:
                 log.warning("removing sandbox %s failed", s.id, exc_info=True)
-        await asyncio.to_thread(self.volumes.cleanup, uid)  # rmtree: file system work off the event loop
+        await self.volumes.cleanup(uid)
         self.images.forget_pod(uid)
         self.backoff.forget_prefix(uid + "/")
         self.waiting.pop(uid, None)

@@ -16,6 +16,7 @@ import shutil
 import time
 from typing import Any
 
+from kubelite.api.kinds.common import parse_time
 from kubelite.kubelet.env import ContainerConfigError, ObjectSource, field_ref, resource_field_ref
 from kubelite.runtime.cri import pb
 
@@ -23,18 +24,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODE = 0o644
 MAX_TOKEN_AGE = 24 * 3600.0  # upstream's token manager refreshes any token older than this
-
-
-def _parse_time(stamp: Any) -> float | None:
-    """An RFC 3339 timestamp (`2026-11-25T03:00:00Z`) as epoch seconds, None if absent or malformed."""
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _write_atomic(target: str, files: dict[str, tuple[bytes, int]], fs_group: int | None = None) -> None:
@@ -283,7 +272,7 @@ class VolumeManager:
             return b""
         status = resp.get("status") or {}
         token = (status.get("token") or "").encode()
-        expires = _parse_time(status.get("expirationTimestamp")) or now + seconds
+        expires = parse_time(status.get("expirationTimestamp")) or now + seconds
         if token:
             self._tokens[key] = (token, now + min(0.8 * max(expires - now, 0.0), MAX_TOKEN_AGE))
         return token
@@ -346,9 +335,14 @@ class VolumeManager:
         os.chmod(path, 0o666)
         return path
 
-    def cleanup(self, uid: str) -> None:
+    async def cleanup(self, uid: str) -> None:
+        """Forget the pod's tokens (on the event loop, where they are used), then remove its
+        directory in a thread: unmounting and rmtree are file system work."""
         for key in [k for k in self._tokens if k[0] == uid]:
             del self._tokens[key]
+        await asyncio.to_thread(self._remove_pod_dir, uid)
+
+    def _remove_pod_dir(self, uid: str) -> None:
         empty = os.path.join(self.pod_dir(uid), "volumes", "kubernetes.io~empty-dir")
         for name in os.listdir(empty) if os.path.isdir(empty) else []:
             if os.path.ismount(os.path.join(empty, name)):  # medium: Memory
