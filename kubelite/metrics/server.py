@@ -24,6 +24,7 @@ from kubelite.api import errors
 from kubelite.api.kinds.common import format_quantity
 from kubelite.api.kinds.metrics import GROUP, VERSION, Unavailable
 from kubelite.api.meta import is_status_condition_true, now_rfc3339
+from kubelite.api.protobuf import go_duration
 from kubelite.api.selectors import parse_field_selector, parse_label_selector
 from kubelite.client.informer import SharedInformerFactory, index_by_node_name
 from kubelite.metrics import resource_text
@@ -37,30 +38,10 @@ Obj = dict[str, Any]
 DEFAULT_RESOLUTION = 15.0
 
 
-def go_duration(seconds: float) -> str:
-    """time.Duration.String() of a window, e.g. "15.003s", "1m0.5s" (metav1.Duration on the wire)."""
-    ns = int(round(seconds * 1e3)) * 1_000_000  # windows come from millisecond timestamps
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000_000_000:
-        for unit, scale in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if ns >= scale:
-                return sign + _trim(Decimal(ns) / scale) + unit
-    h, rem = divmod(ns, 3_600_000_000_000)
-    m, rem = divmod(rem, 60_000_000_000)
-    s = _trim(Decimal(rem) / 1_000_000_000) + "s"
-    if h:
-        return f"{sign}{h}h{m}m{s}"
-    if m:
-        return f"{sign}{m}m{s}"
-    return sign + s
-
-
-def _trim(d: Decimal) -> str:
-    s = format(d, "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
+def window_duration(seconds: float) -> str:
+    """A window as metav1.Duration prints it (time.Duration.String(): "15.003s", "1m0.5s"), at the
+    millisecond precision of the samples' timestamps."""
+    return go_duration(int(round(seconds * 1e3)) * 1_000_000)
 
 
 _DECIMAL_SUFFIXES = ("n", "u", "m", "", "k", "M", "G", "T", "P", "E")
@@ -209,7 +190,7 @@ class MetricsServer:
         if node["metadata"].get("labels"):
             meta["labels"] = dict(node["metadata"]["labels"])
         return {"kind": "NodeMetrics", "apiVersion": f"{GROUP}/{VERSION}", "metadata": meta,
-                "timestamp": now_rfc3339(usage.timestamp), "window": go_duration(usage.window),
+                "timestamp": now_rfc3339(usage.timestamp), "window": window_duration(usage.window),
                 "usage": usage_quantities(usage)}
 
     def pod_metrics(self, pod: Obj) -> Obj | None:
@@ -225,7 +206,7 @@ class MetricsServer:
         order = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         names = sorted(usages, key=lambda n: order.index(n) if n in order else len(order))
         return {"kind": "PodMetrics", "apiVersion": f"{GROUP}/{VERSION}", "metadata": meta,
-                "timestamp": now_rfc3339(earliest.timestamp), "window": go_duration(earliest.window),
+                "timestamp": now_rfc3339(earliest.timestamp), "window": window_duration(earliest.window),
                 "containers": [{"name": n, "usage": usage_quantities(usages[n])} for n in names]}
 
 
