@@ -44,34 +44,10 @@ def window_duration(seconds: float) -> str:
     return go_duration(int(round(seconds * 1e3)) * 1_000_000)
 
 
-_DECIMAL_SUFFIXES = ("n", "u", "m", "", "k", "M", "G", "T", "P", "E")
-_BINARY_SUFFIXES = ((60, "Ei"), (50, "Pi"), (40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki"))
-
-
-def nano_quantity(n: int) -> str:
-    """resource.NewScaledQuantity(n, -9).String(): "123456789n", "120m", "2"."""
-    if n <= 0:
-        return format_quantity(Decimal(n).scaleb(-9), "DecimalSI")
-    for suffix in _DECIMAL_SUFFIXES:
-        if n % 1000 or suffix == "E":
-            return f"{n}{suffix}"
-        n //= 1000
-    return str(n)
-
-
-def bytes_quantity(n: int) -> str:
-    """resource.NewQuantity(n, BinarySI).String(): "64Mi", or plain bytes when no suffix divides exactly."""
-    if n < 1024:
-        return format_quantity(n, "BinarySI")
-    for shift, suffix in _BINARY_SUFFIXES:
-        if n % (1 << shift) == 0:
-            return f"{n >> shift}{suffix}"
-    return str(n)
-
-
 def usage_quantities(usage: Usage) -> Obj:
     """metrics-server's ResourceList: CPU scaled to nano (DecimalSI), memory in bytes (BinarySI)."""
-    return {"cpu": nano_quantity(usage.cpu), "memory": bytes_quantity(usage.memory)}
+    return {"cpu": format_quantity(Decimal(usage.cpu).scaleb(-9), "DecimalSI"),
+            "memory": format_quantity(usage.memory, "BinarySI")}
 
 
 class MetricsServer:
