@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubelite.api.kinds.common import parse_quantity, parse_time
+from kubelite.controllers.podutil import pod_ready_condition
 
 Obj = dict[str, Any]
 
@@ -76,13 +77,6 @@ def pod_metrics(items: list[Obj], resource: str, container: str = "") -> dict[st
     return out
 
 
-def _ready_condition(pod: Obj) -> Obj | None:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c
-    return None
-
-
 def group_pods(pods: list[Obj], metrics: dict[str, PodMetric], resource: str, now: float | None = None
                ) -> tuple[int, set[str], set[str], set[str]]:
     """groupPods: (ready count, unready, missing, ignored)."""
@@ -102,7 +96,7 @@ def group_pods(pods: list[Obj], metrics: dict[str, PodMetric], resource: str, no
             missing.add(name)
             continue
         if resource == "cpu":
-            cond = _ready_condition(pod)
+            cond = pod_ready_condition(pod)
             start = parse_time((pod.get("status") or {}).get("startTime"))
             if cond is None or start is None:
                 is_unready = True
